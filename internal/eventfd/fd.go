@@ -1,0 +1,220 @@
+package eventfd
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// FD is one eventfd, shared by the goroutines of this process.
+//
+// Reads and writes go straight to the kernel with non-blocking system calls:
+// through (*os.File).Read a write+read pair costs about 1.4 times the bare
+// system calls, which is more than the whole budget of a fast path. The
+// *os.File is kept only for the netpoller (see Queue) and to own the
+// descriptor.
+type FD struct {
+	// mu is held for reading around every system call that names sysfd, and
+	// for writing by Close. Descriptor numbers are reused as soon as they are
+	// closed: a write through a stale number would land in somebody else's
+	// file, so no number is used once Close has begun.
+	mu     sync.RWMutex
+	closed bool
+	sysfd  int
+
+	mode Mode
+	file *os.File // owns sysfd and registers it with the netpoller
+	raw  syscall.RawConn
+}
+
+func newFD(sysfd int, mode Mode) (*FD, error) {
+	file := os.NewFile(uintptr(sysfd), "eventfd")
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return &FD{sysfd: sysfd, mode: mode, file: file, raw: raw}, nil
+}
+
+// New creates an eventfd holding init, close-on-exec and non-blocking.
+// Values above 2^32-1, which eventfd(2) cannot take as its initial value,
+// are written after creation.
+func New(init uint64, mode Mode) (*FD, error) {
+	if init > MaxCount {
+		return nil, ErrOverflow
+	}
+	sysfd, err := sysCreate(init, mode)
+	if err != nil {
+		return nil, err
+	}
+	return newFD(sysfd, mode)
+}
+
+// Adopt takes a duplicate of f, checks that it is an eventfd in the given
+// mode, and makes it non-blocking. The caller keeps f and closes it as
+// before; the flag, which belongs to the open file description, is seen by
+// every holder of f too.
+func Adopt(f *os.File, mode Mode) (*FD, error) {
+	if f == nil {
+		return nil, os.ErrInvalid
+	}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var sysfd int
+	var derr error
+	if err := raw.Control(func(fd uintptr) { sysfd, derr = sysAdopt(int(fd), mode) }); err != nil {
+		// The only way Control fails is a closed file ("use of closed file").
+		return nil, fmt.Errorf("%s: %w", f.Name(), os.ErrClosed)
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	return newFD(sysfd, mode)
+}
+
+// Mode reports how reads take from the counter.
+func (fd *FD) Mode() Mode { return fd.mode }
+
+// Read takes from the counter without blocking: all of it in Counter mode,
+// one in Semaphore mode. It returns 0 when the counter is zero.
+func (fd *FD) Read() (uint64, error) {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	if fd.closed {
+		return 0, os.ErrClosed
+	}
+	return sysRead(fd.sysfd)
+}
+
+// Take takes n from a Semaphore-mode counter, or nothing. It takes n one
+// read at a time, so it looks first at the counter and takes only when n are
+// there; if another process wins some of them in between, what was taken is
+// written back. Take never holds part of n when it returns.
+func (fd *FD) Take(n uint64) (bool, error) {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	if fd.closed {
+		return false, os.ErrClosed
+	}
+	if n == 1 {
+		v, err := sysRead(fd.sysfd)
+		return v != 0, err
+	}
+	if count, err := sysCount(fd.sysfd); err != nil || count < n {
+		return false, err
+	}
+	var got uint64
+	for got < n {
+		v, err := sysRead(fd.sysfd)
+		if v == 0 || err != nil {
+			break
+		}
+		got++
+	}
+	if got == n {
+		return true, nil
+	}
+	if got > 0 {
+		// What we took we can give back: the counter was at least got higher
+		// a moment ago.
+		if err := sysWrite(fd.sysfd, got); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// Write adds v to the counter without blocking. It returns ErrOverflow,
+// and adds nothing, when the sum would pass MaxCount.
+func (fd *FD) Write(v uint64) error {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	if fd.closed {
+		return os.ErrClosed
+	}
+	return sysWrite(fd.sysfd, v)
+}
+
+// Saturate adds v, or as much of it as fits below MaxCount.
+func (fd *FD) Saturate(v uint64) error {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	if fd.closed {
+		return os.ErrClosed
+	}
+	for v > 0 {
+		err := sysWrite(fd.sysfd, v)
+		if err != ErrOverflow {
+			return err
+		}
+		count, err := sysCount(fd.sysfd)
+		if err != nil {
+			return err
+		}
+		if count >= MaxCount {
+			return nil
+		}
+		v = min(v, MaxCount-count)
+	}
+	return nil
+}
+
+// Pending reports whether the counter is above zero, without taking anything.
+func (fd *FD) Pending() (bool, error) {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	if fd.closed {
+		return false, os.ErrClosed
+	}
+	return sysPending(fd.sysfd)
+}
+
+// Value reports the counter as the kernel shows it in /proc/self/fdinfo.
+func (fd *FD) Value() (uint64, error) {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	if fd.closed {
+		return 0, os.ErrClosed
+	}
+	return sysCount(fd.sysfd)
+}
+
+// Dup returns a new close-on-exec descriptor for the same eventfd.
+func (fd *FD) Dup() (*os.File, error) {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	if fd.closed {
+		return nil, os.ErrClosed
+	}
+	dup, err := sysDup(fd.sysfd)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(dup), "eventfd"), nil
+}
+
+// Closed reports whether Close has begun.
+func (fd *FD) Closed() bool {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	return fd.closed
+}
+
+// Close closes the descriptor. A goroutine sleeping on it in the netpoller
+// is woken with an error. A second Close returns os.ErrClosed.
+func (fd *FD) Close() error {
+	fd.mu.Lock()
+	if fd.closed {
+		fd.mu.Unlock()
+		return os.ErrClosed
+	}
+	fd.closed = true
+	fd.mu.Unlock()
+	// Not under mu: (*os.File).Close waits for a poller inside RawRead,
+	// and that poller may itself be waiting for mu.
+	return fd.file.Close()
+}

@@ -1,0 +1,263 @@
+package eventfd
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A Waiter is one goroutine's request, served by a Queue.
+type Waiter struct {
+	Want uint64 // what the waiter asks for: permits, or 0 for "anything"
+	Peek bool   // the waiter wants to know that something is there, and takes nothing
+	Got  uint64 // what Serve gave it
+	Err  error  // set by Serve to fail the waiter instead
+
+	ready chan struct{} // closed once the waiter is served or failed
+}
+
+// Queue parks goroutines of this process until an eventfd can serve them.
+//
+// Only one goroutine at a time can usefully sleep on a descriptor in the
+// netpoller: an *os.File serialises its readers behind a lock that no context
+// can interrupt, and a read deadline, the netpoller's only way to cancel,
+// applies to every reader at once. One descriptor per waiter would make each
+// cancellable on its own, but every write would then wake every descriptor:
+// quadratic in the number of waiters.
+//
+// So the waiters queue here, each on its own channel beside its own context,
+// and one poller goroutine — started by the first waiter and gone with the
+// last — sleeps in the netpoller for all of them. Whenever the descriptor
+// signals, the poller serves waiters in order. The queue is FIFO, as in
+// golang.org/x/sync/semaphore: a large request at the front is not starved
+// by a stream of small ones from this process.
+type Queue struct {
+	watch *FD
+	// serve tries to satisfy w and reports whether it did. It runs with mu
+	// held, on the front waiter, until it reports false.
+	serve func(w *Waiter) bool
+	// undo gives back what a served waiter got when its context was done
+	// first.
+	undo func(got uint64)
+
+	mu      sync.Mutex
+	waiters list.List // of *Waiter
+	peek    *Waiter   // the queued Peek waiter, if any: Watch shares it
+	polling bool
+	pollEnd chan struct{} // closed when the current poller has returned
+	closed  bool
+	queued  atomic.Int32 // waiters.Len(), for fast paths that must not jump the queue
+
+	active sync.WaitGroup // Wait calls under way; Close lets them finish before the descriptor goes
+}
+
+// NewQueue returns a queue whose poller wakes when watch signals, and which
+// serves its waiters with serve. The queue owns watch: Close closes it.
+func NewQueue(watch *FD, serve func(w *Waiter) bool, undo func(got uint64)) *Queue {
+	return &Queue{watch: watch, serve: serve, undo: undo}
+}
+
+// Busy reports whether goroutines are queued. A fast path that finds the
+// queue busy must queue too, or it would overtake them.
+func (q *Queue) Busy() bool { return q.queued.Load() != 0 }
+
+// Wait queues a request for want and blocks until it is served, ctx is done
+// or the queue is closed. A request that fails has taken nothing: if it was
+// served while its context became done, what it got is given back.
+func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
+	w := &Waiter{Want: want, ready: make(chan struct{})}
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return 0, os.ErrClosed
+	}
+	q.active.Add(1)
+	defer q.active.Done()
+	elem := q.pushLocked(w)
+	q.mu.Unlock()
+
+	done := ctx.Done()
+	select {
+	case <-w.ready:
+		if w.Err != nil {
+			return 0, w.Err
+		}
+		select {
+		case <-done:
+			// Served, but the context is done too: fail, as x/sync does,
+			// and give back what was taken.
+			q.undo(w.Got)
+			return 0, ctx.Err()
+		default:
+			return w.Got, nil
+		}
+	case <-done:
+		q.mu.Lock()
+		select {
+		case <-w.ready:
+			// Served (or failed by Close) after the context was done.
+			if w.Err == nil {
+				q.undo(w.Got)
+			}
+		default:
+			front := q.waiters.Front() == elem
+			q.removeLocked(elem)
+			if front {
+				// Those behind may be servable now.
+				q.serveLocked()
+			}
+			q.idleLocked()
+		}
+		q.mu.Unlock()
+		return 0, ctx.Err()
+	}
+}
+
+// Watch returns a channel that is closed once the descriptor has something
+// for a Peek waiter, or the queue is closed. Callers share one waiter, so a
+// caller that stops listening leaves nothing behind.
+func (q *Queue) Watch() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.peek != nil {
+		return q.peek.ready
+	}
+	w := &Waiter{Peek: true, ready: make(chan struct{})}
+	if q.closed {
+		close(w.ready)
+		return w.ready
+	}
+	q.peek = w
+	q.pushLocked(w)
+	return w.ready
+}
+
+// pushLocked queues w, serves what can be served at once, and makes sure a
+// poller is running for whatever is left.
+func (q *Queue) pushLocked(w *Waiter) *list.Element {
+	elem := q.waiters.PushBack(w)
+	q.queued.Add(1)
+	q.serveLocked()
+	if q.waiters.Len() > 0 && !q.polling {
+		q.polling = true
+		q.pollEnd = make(chan struct{})
+		go q.poll(q.pollEnd)
+	}
+	return elem
+}
+
+func (q *Queue) removeLocked(elem *list.Element) {
+	w := q.waiters.Remove(elem).(*Waiter)
+	q.queued.Add(-1)
+	if w == q.peek {
+		q.peek = nil
+	}
+}
+
+// serveLocked serves waiters from the front until one cannot be served.
+func (q *Queue) serveLocked() {
+	for e := q.waiters.Front(); e != nil; e = q.waiters.Front() {
+		w := e.Value.(*Waiter)
+		if !q.serve(w) {
+			return
+		}
+		q.removeLocked(e)
+		close(w.ready)
+	}
+}
+
+// idleLocked tells a poller with nobody left to serve to go: a read
+// deadline interrupts its sleep, and only the poller reads this descriptor,
+// so nobody else is disturbed.
+func (q *Queue) idleLocked() {
+	if q.waiters.Len() == 0 && q.polling {
+		q.watch.file.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// poll sleeps in the netpoller until the descriptor signals, serves waiters,
+// and returns when none are left. The callback runs before every sleep, so a
+// signal that arrives while it runs is never lost: the netpoller keeps it
+// and the next sleep returns at once.
+func (q *Queue) poll(end chan struct{}) {
+	defer close(end)
+	for {
+		err := q.watch.raw.Read(func(uintptr) bool {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			if !q.closed {
+				q.serveLocked()
+			}
+			if q.closed || q.waiters.Len() == 0 {
+				q.polling = false
+				return true
+			}
+			return false
+		})
+		if err == nil {
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// idleLocked woke us; look again.
+			q.watch.file.SetReadDeadline(time.Time{})
+			continue
+		}
+		// The descriptor is closed or broken: nobody can be served.
+		q.mu.Lock()
+		q.failLocked(os.ErrClosed)
+		q.polling = false
+		q.mu.Unlock()
+		return
+	}
+}
+
+func (q *Queue) failLocked(err error) {
+	for e := q.waiters.Front(); e != nil; e = q.waiters.Front() {
+		w := e.Value.(*Waiter)
+		q.removeLocked(e)
+		w.Err = err
+		close(w.ready)
+	}
+}
+
+// Close fails every queued waiter with os.ErrClosed, lets Wait calls under way
+// finish (one served as its context was done may still need the descriptor to
+// give back what it got), then closes the descriptor and waits for the
+// poller to return.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return os.ErrClosed
+	}
+	q.closed = true
+	q.failLocked(os.ErrClosed)
+	end := q.pollEnd
+	if !q.polling {
+		end = nil
+	}
+	q.mu.Unlock()
+
+	q.active.Wait()
+	err := q.watch.Close()
+	if end != nil {
+		<-end
+	}
+	return err
+}
+
+// Len reports how many waiters are queued. Tests use it to know that
+// goroutines are blocked before they act on them.
+func (q *Queue) Len() int { return int(q.queued.Load()) }
+
+// Polling reports whether a poller goroutine is running. Tests use it to
+// know that the poller left with the last waiter.
+func (q *Queue) Polling() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.polling
+}

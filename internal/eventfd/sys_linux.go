@@ -1,0 +1,203 @@
+package eventfd
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/bits"
+	"os"
+	"strconv"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+func sysCreate(init uint64, mode Mode) (int, error) {
+	flags := unix.EFD_CLOEXEC | unix.EFD_NONBLOCK
+	if mode == Semaphore {
+		flags |= unix.EFD_SEMAPHORE
+	}
+	// eventfd(2) takes a 32-bit initial value and unix.Eventfd silently
+	// truncates a larger one (0x100000005 would become 5): write those.
+	initval := uint(0)
+	if init <= math.MaxUint32 {
+		initval = uint(init)
+	}
+	fd, err := unix.Eventfd(initval, flags)
+	if err != nil {
+		return -1, os.NewSyscallError("eventfd", err)
+	}
+	if init > math.MaxUint32 {
+		if err := sysWrite(fd, init); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	return fd, nil
+}
+
+// sysAdopt duplicates fd, checks it, and makes the duplicate non-blocking.
+func sysAdopt(fd int, mode Mode) (int, error) {
+	dup, err := sysDup(fd)
+	if err != nil {
+		return -1, err
+	}
+	if err := check(dup, mode); err != nil {
+		unix.Close(dup)
+		return -1, err
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return dup, nil
+}
+
+// check tells whether fd is an eventfd in the given mode. The kernel names
+// the inode "anon_inode:[eventfd]"; since Linux 6.5 it also shows
+// "eventfd-semaphore:" in fdinfo, and where it does not, the mode cannot be
+// told and is taken on trust.
+func check(fd int, mode Mode) error {
+	var buf [64]byte
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
+	if err != nil {
+		return os.NewSyscallError("readlink", err)
+	}
+	if string(buf[:n]) != "anon_inode:[eventfd]" {
+		return fmt.Errorf("descriptor %d is %q: %w", fd, buf[:n], ErrNotEventfd)
+	}
+	info, err := fdinfo(fd)
+	if err != nil {
+		return err
+	}
+	if v, ok := field(info, "eventfd-semaphore:"); ok {
+		isSem := string(v) != "0"
+		if isSem != (mode == Semaphore) {
+			found := Counter
+			if isSem {
+				found = Semaphore
+			}
+			return fmt.Errorf("eventfd is in %v mode, want %v mode: %w", found, mode, ErrWrongMode)
+		}
+	}
+	return nil
+}
+
+// offLo and offHi encode the offset -1 ("the current position") for
+// preadv2's split 64-bit argument, on 32- and 64-bit machines alike.
+const (
+	offLo = ^uintptr(0)
+	offHi = uintptr(uint64(math.MaxUint64) >> (bits.UintSize - 1) >> 1)
+)
+
+// sysRead reads the counter with RWF_NOWAIT, which fails with EAGAIN on an
+// empty eventfd even when another process has cleared O_NONBLOCK on the
+// shared file description: no peer can make this read block a thread.
+func sysRead(fd int) (uint64, error) {
+	var v uint64
+	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&v))}
+	iov.SetLen(8)
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, offLo, offHi, unix.RWF_NOWAIT)
+		switch e {
+		case 0:
+			return v, nil
+		case unix.EAGAIN:
+			return 0, nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, os.NewSyscallError("preadv2", e)
+	}
+}
+
+func sysWrite(fd int, v uint64) error {
+	for {
+		_, err := unix.Write(fd, (*[8]byte)(unsafe.Pointer(&v))[:])
+		switch err {
+		case nil:
+			return nil
+		case unix.EAGAIN:
+			return ErrOverflow
+		case unix.EINTR:
+			continue
+		case unix.EINVAL:
+			// Only the value 2^64-1 is refused this way.
+			return ErrOverflow
+		}
+		return os.NewSyscallError("write", err)
+	}
+}
+
+func sysPending(fd int) (bool, error) {
+	fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds[:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, os.NewSyscallError("poll", err)
+		}
+		return n > 0 && fds[0].Revents&unix.POLLIN != 0, nil
+	}
+}
+
+func sysCount(fd int) (uint64, error) {
+	info, err := fdinfo(fd)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := field(info, "eventfd-count:")
+	if !ok {
+		return 0, fmt.Errorf("no eventfd-count in /proc/self/fdinfo/%d: %w", fd, ErrNotEventfd)
+	}
+	// The kernel prints the count in hexadecimal ("%16llx").
+	count, err := strconv.ParseUint(string(v), 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("eventfd-count %q in /proc/self/fdinfo/%d: %w", v, fd, err)
+	}
+	return count, nil
+}
+
+func sysDup(fd int) (int, error) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.EBADF {
+			return -1, fmt.Errorf("descriptor %d: %w", fd, os.ErrClosed)
+		}
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return dup, nil
+}
+
+// fdinfo returns the text of /proc/self/fdinfo/fd.
+func fdinfo(fd int) ([]byte, error) {
+	f, err := unix.Open("/proc/self/fdinfo/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("open fdinfo", err)
+	}
+	defer unix.Close(f)
+	var buf [512]byte
+	n, err := unix.Read(f, buf[:])
+	if err != nil {
+		return nil, os.NewSyscallError("read fdinfo", err)
+	}
+	return buf[:n], nil
+}
+
+// field returns the value after key on its own line of an fdinfo text.
+func field(info []byte, key string) ([]byte, bool) {
+	for len(info) > 0 {
+		line := info
+		if i := bytes.IndexByte(info, '\n'); i >= 0 {
+			line, info = info[:i], info[i+1:]
+		} else {
+			info = nil
+		}
+		if rest, ok := bytes.CutPrefix(line, []byte(key)); ok {
+			return bytes.TrimSpace(rest), true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,233 @@
+// Package semaphore provides a counting semaphore whose permits live in a
+// Linux eventfd, so that goroutines of one process and of many processes can
+// share it.
+//
+// A Semaphore has the method set of golang.org/x/sync/semaphore.Weighted:
+// code switches by changing one constructor call. Waiting is done by the Go
+// runtime's netpoller, so a blocked Acquire holds no OS thread, and it honours
+// its context.
+//
+// The permits are the counter of an eventfd in semaphore mode
+// (EFD_SEMAPHORE): one read(2) takes one permit, one write(2) of n gives back
+// n. A C or Python process holding the descriptor takes and gives permits
+// with those calls (see File and the README's wire contract).
+package semaphore
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/eventsync/eventsync/internal/eventfd"
+)
+
+// Errors returned when adopting a descriptor with FromFile. They are the same
+// values in every eventsync package.
+var (
+	// ErrNotEventfd means the descriptor is not an eventfd.
+	ErrNotEventfd = eventfd.ErrNotEventfd
+	// ErrWrongMode means the eventfd is in counter mode, not semaphore mode.
+	ErrWrongMode = eventfd.ErrWrongMode
+)
+
+// A Semaphore bounds concurrent access to a resource, across goroutines and
+// across processes.
+//
+// In this process, goroutines that must wait are served in the order they
+// arrived, as with x/sync: a large request at the front is not starved by
+// small ones behind it, and it also holds them up. Between processes there
+// is no queue: whichever process reads first wins a free permit, so under
+// load a large request may wait longer than small ones.
+//
+// A waiting Acquire holds no permits. A weighted Acquire(ctx, n) takes n
+// permits one read at a time once it sees n free, and gives back what it
+// took if another process was faster; so weighted requests never deadlock
+// each other, nor a small request whose holder would release what they
+// need. Taking n permits costs n system calls.
+//
+// Permits are not tied to the process that holds them: eventfd has no
+// SEM_UNDO, so permits held by a process that dies are lost to everyone.
+// Release them before exiting, and size the semaphore for crashes you expect.
+type Semaphore struct {
+	fd *eventfd.FD
+	q  *eventfd.Queue
+}
+
+// New returns a Semaphore with n free permits, in a new eventfd that is
+// close-on-exec and non-blocking. n may exceed 2^32-1. New returns an error
+// wrapping os.ErrInvalid if n is negative, and one satisfying
+// errors.Is(err, errors.ErrUnsupported) on systems other than Linux.
+func New(n int64) (*Semaphore, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("semaphore: New(%d): negative permit count: %w", n, os.ErrInvalid)
+	}
+	fd, err := eventfd.New(uint64(n), eventfd.Semaphore)
+	if err != nil {
+		return nil, fmt.Errorf("semaphore: New: %w", err)
+	}
+	return newSemaphore(fd), nil
+}
+
+// FromFile returns a Semaphore on the eventfd that f holds, for example one
+// made by a C program. f must be an eventfd in semaphore mode
+// (EFD_SEMAPHORE): otherwise FromFile returns an error wrapping
+// ErrNotEventfd or ErrWrongMode. FromFile duplicates the descriptor, as
+// net.FileConn does: the caller still closes f, and Close leaves f open.
+//
+// FromFile sets O_NONBLOCK on the descriptor. The flag belongs to the open
+// file description, so every process holding it sees the change: a C peer
+// must poll(2) before it reads (see the README). A Semaphore adopted this
+// way keeps every guarantee of one made by New.
+func FromFile(f *os.File) (*Semaphore, error) {
+	fd, err := eventfd.Adopt(f, eventfd.Semaphore)
+	if err != nil {
+		return nil, fmt.Errorf("semaphore: FromFile: %w", err)
+	}
+	return newSemaphore(fd), nil
+}
+
+func newSemaphore(fd *eventfd.FD) *Semaphore {
+	s := &Semaphore{fd: fd}
+	s.q = eventfd.NewQueue(fd, s.serve, s.giveBack)
+	return s
+}
+
+func (s *Semaphore) serve(w *eventfd.Waiter) bool {
+	ok, err := s.fd.Take(w.Want)
+	switch {
+	case err != nil:
+		w.Err = err
+		return true
+	case ok:
+		w.Got = w.Want
+	}
+	return ok
+}
+
+func (s *Semaphore) giveBack(n uint64) {
+	if n > 0 {
+		// Cannot overflow: these permits were in the counter a moment ago.
+		_ = s.fd.Write(n)
+	}
+}
+
+// Acquire takes n permits, blocking until they are free, ctx is done, or
+// the Semaphore is closed. On success it returns nil. On failure it returns
+// ctx.Err(), or an error wrapping os.ErrClosed, and takes nothing.
+//
+// If ctx is already done, Acquire fails even when permits are free. A
+// permit taken as ctx becomes done is given back, and Acquire fails. Acquire
+// with n == 0 succeeds at once; with n < 0 it panics.
+//
+// A request larger than the permits that can ever be free waits until its
+// context is done, holding up the requests of this process queued behind it.
+func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
+	if n < 0 {
+		panic("semaphore: Acquire with negative n")
+	}
+	done := ctx.Done()
+	select {
+	case <-done:
+		return ctx.Err()
+	default:
+	}
+	if n == 0 {
+		if s.fd.Closed() {
+			return errClosed("Acquire")
+		}
+		return nil
+	}
+	if !s.q.Busy() {
+		ok, err := s.fd.Take(uint64(n))
+		if err != nil {
+			return fmt.Errorf("semaphore: Acquire: %w", err)
+		}
+		if ok {
+			return nil
+		}
+	}
+	if _, err := s.q.Wait(ctx, uint64(n)); err != nil {
+		if err == ctx.Err() {
+			return err
+		}
+		return fmt.Errorf("semaphore: Acquire: %w", err)
+	}
+	return nil
+}
+
+// TryAcquire takes n permits if they are free now and no goroutine of this
+// process is waiting ahead; it reports whether it did, and on failure takes
+// nothing. It returns false on a closed Semaphore. It panics if n < 0.
+func (s *Semaphore) TryAcquire(n int64) bool {
+	if n < 0 {
+		panic("semaphore: TryAcquire with negative n")
+	}
+	if n == 0 {
+		return !s.fd.Closed()
+	}
+	if s.q.Busy() {
+		return false
+	}
+	ok, err := s.fd.Take(uint64(n))
+	return ok && err == nil
+}
+
+// Release gives back n permits, waking waiters in any process. It panics if
+// n < 0, if the Semaphore is closed, or if the counter would pass
+// 0xfffffffffffffffe, the most an eventfd holds. Unlike x/sync, Release
+// cannot tell permits that were never acquired from permits that were: the
+// counter simply grows.
+func (s *Semaphore) Release(n int64) {
+	if n < 0 {
+		panic("semaphore: Release with negative n")
+	}
+	if n == 0 {
+		return
+	}
+	switch err := s.fd.Write(uint64(n)); err {
+	case nil:
+	case os.ErrClosed:
+		panic("semaphore: Release on closed Semaphore")
+	case eventfd.ErrOverflow:
+		panic(fmt.Sprintf("semaphore: Release(%d) would overflow the counter", n))
+	default:
+		panic("semaphore: Release: " + err.Error())
+	}
+}
+
+// Value reports the permits free now, as the kernel reports them in
+// /proc/self/fdinfo. Other processes may change it at any moment.
+func (s *Semaphore) Value() (uint64, error) {
+	v, err := s.fd.Value()
+	if err != nil {
+		return 0, fmt.Errorf("semaphore: Value: %w", err)
+	}
+	return v, nil
+}
+
+// File returns a new descriptor for the Semaphore's eventfd, for a process
+// that does not use this package. The caller closes it; closing it does not
+// affect s. It is close-on-exec: to hand it to a child, pass it in
+// exec.Cmd.ExtraFiles.
+func (s *Semaphore) File() (*os.File, error) {
+	f, err := s.fd.Dup()
+	if err != nil {
+		return nil, fmt.Errorf("semaphore: File: %w", err)
+	}
+	return f, nil
+}
+
+// Close closes this process's handle. Goroutines blocked in Acquire return an
+// error wrapping os.ErrClosed, as do later calls; Release panics. Other
+// processes holding the eventfd are not affected. Close returns an error
+// wrapping os.ErrClosed if s is already closed.
+func (s *Semaphore) Close() error {
+	if err := s.q.Close(); err != nil {
+		return fmt.Errorf("semaphore: Close: %w", err)
+	}
+	return nil
+}
+
+func errClosed(op string) error {
+	return fmt.Errorf("semaphore: %s: %w", op, os.ErrClosed)
+}
