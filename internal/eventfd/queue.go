@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -30,11 +31,14 @@ type Waiter struct {
 // quadratic in the number of waiters.
 //
 // So the waiters queue here, each on its own channel beside its own context,
-// and one poller goroutine — started by the first waiter and gone with the
-// last — sleeps in the netpoller for all of them. Whenever the descriptor
-// signals, the poller serves waiters in order. The queue is FIFO, as in
-// golang.org/x/sync/semaphore: a large request at the front is not starved
-// by a stream of small ones from this process.
+// and one poller goroutine sleeps in the netpoller for all of them. The
+// poller is started by the first waiter and leaves with the last; it sleeps
+// on a duplicate of the descriptor that it registers with the netpoller when
+// it starts and closes when it leaves, so that nobody pays for wakeups while
+// nobody waits. Whenever the descriptor signals, the poller serves waiters in
+// order. The queue is FIFO, as in golang.org/x/sync/semaphore: a large
+// request at the front is not starved by a stream of small ones from this
+// process.
 type Queue struct {
 	watch *FD
 	// serve tries to satisfy w and reports whether it did. It runs with mu
@@ -48,6 +52,7 @@ type Queue struct {
 	waiters list.List // of *Waiter
 	peek    *Waiter   // the queued Peek waiter, if any: Watch shares it
 	polling bool
+	pollFD  *os.File      // the poller's registered duplicate of watch
 	pollEnd chan struct{} // closed when the current poller has returned
 	closed  bool
 	queued  atomic.Int32 // waiters.Len(), for fast paths that must not jump the queue
@@ -143,11 +148,29 @@ func (q *Queue) pushLocked(w *Waiter) *list.Element {
 	q.queued.Add(1)
 	q.serveLocked()
 	if q.waiters.Len() > 0 && !q.polling {
-		q.polling = true
-		q.pollEnd = make(chan struct{})
-		go q.poll(q.pollEnd)
+		if err := q.startPollerLocked(); err != nil {
+			// Nobody else is queued: a poller would be running.
+			q.failLocked(err)
+		}
 	}
 	return elem
+}
+
+func (q *Queue) startPollerLocked() error {
+	f, err := q.watch.Dup()
+	if err != nil {
+		return err
+	}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	q.polling = true
+	q.pollFD = f
+	q.pollEnd = make(chan struct{})
+	go q.poll(f, raw, q.pollEnd)
+	return nil
 }
 
 func (q *Queue) removeLocked(elem *list.Element) {
@@ -171,22 +194,27 @@ func (q *Queue) serveLocked() {
 }
 
 // idleLocked tells a poller with nobody left to serve to go: a read
-// deadline interrupts its sleep, and only the poller reads this descriptor,
+// deadline interrupts its sleep, and only the poller reads its descriptor,
 // so nobody else is disturbed.
 func (q *Queue) idleLocked() {
 	if q.waiters.Len() == 0 && q.polling {
-		q.watch.file.SetReadDeadline(time.Unix(1, 0))
+		q.wakeLocked()
 	}
+}
+
+func (q *Queue) wakeLocked() {
+	q.pollFD.SetReadDeadline(time.Unix(1, 0))
 }
 
 // poll sleeps in the netpoller until the descriptor signals, serves waiters,
 // and returns when none are left. The callback runs before every sleep, so a
 // signal that arrives while it runs is never lost: the netpoller keeps it
 // and the next sleep returns at once.
-func (q *Queue) poll(end chan struct{}) {
+func (q *Queue) poll(f *os.File, raw syscall.RawConn, end chan struct{}) {
 	defer close(end)
+	defer f.Close()
 	for {
-		err := q.watch.raw.Read(func(uintptr) bool {
+		err := raw.Read(func(uintptr) bool {
 			q.mu.Lock()
 			defer q.mu.Unlock()
 			if !q.closed {
@@ -194,6 +222,7 @@ func (q *Queue) poll(end chan struct{}) {
 			}
 			if q.closed || q.waiters.Len() == 0 {
 				q.polling = false
+				q.pollFD = nil
 				return true
 			}
 			return false
@@ -202,14 +231,15 @@ func (q *Queue) poll(end chan struct{}) {
 			return
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// idleLocked woke us; look again.
-			q.watch.file.SetReadDeadline(time.Time{})
+			// wakeLocked woke us; look again.
+			f.SetReadDeadline(time.Time{})
 			continue
 		}
-		// The descriptor is closed or broken: nobody can be served.
+		// Not expected: the netpoller failed. Nobody can be served.
 		q.mu.Lock()
-		q.failLocked(os.ErrClosed)
+		q.failLocked(err)
 		q.polling = false
+		q.pollFD = nil
 		q.mu.Unlock()
 		return
 	}
@@ -226,8 +256,8 @@ func (q *Queue) failLocked(err error) {
 
 // Close fails every queued waiter with os.ErrClosed, lets Wait calls under way
 // finish (one served as its context was done may still need the descriptor to
-// give back what it got), then closes the descriptor and waits for the
-// poller to return.
+// give back what it got), waits for the poller to leave, and closes the
+// descriptor.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	if q.closed {
@@ -236,18 +266,18 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	q.failLocked(os.ErrClosed)
-	end := q.pollEnd
-	if !q.polling {
-		end = nil
+	var end chan struct{}
+	if q.polling {
+		end = q.pollEnd
+		q.wakeLocked()
 	}
 	q.mu.Unlock()
 
 	q.active.Wait()
-	err := q.watch.Close()
 	if end != nil {
 		<-end
 	}
-	return err
+	return q.watch.Close()
 }
 
 // Len reports how many waiters are queued. Tests use it to know that
@@ -260,4 +290,15 @@ func (q *Queue) Polling() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.polling
+}
+
+// OnlyPeek reports whether the only queued waiter is the shared Peek waiter,
+// which takes nothing and so need not hold up a fast path.
+func (q *Queue) OnlyPeek() bool {
+	if q.queued.Load() != 1 {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.peek != nil && q.waiters.Len() == 1
 }

@@ -93,12 +93,14 @@ const (
 // sysRead reads the counter with RWF_NOWAIT, which fails with EAGAIN on an
 // empty eventfd even when another process has cleared O_NONBLOCK on the
 // shared file description: no peer can make this read block a thread.
+// Because it cannot block, it is made as a raw system call, without telling
+// the scheduler, which saves what the vector argument costs over read(2).
 func sysRead(fd int) (uint64, error) {
 	var v uint64
 	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&v))}
 	iov.SetLen(8)
 	for {
-		_, _, e := unix.Syscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, offLo, offHi, unix.RWF_NOWAIT)
+		_, _, e := unix.RawSyscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, offLo, offHi, unix.RWF_NOWAIT)
 		switch e {
 		case 0:
 			return v, nil
@@ -127,6 +129,13 @@ func sysWrite(fd int, v uint64) error {
 		}
 		return os.NewSyscallError("write", err)
 	}
+}
+
+func sysClose(fd int) error {
+	if err := unix.Close(fd); err != nil {
+		return os.NewSyscallError("close", err)
+	}
+	return nil
 }
 
 func sysPending(fd int) (bool, error) {
