@@ -40,7 +40,7 @@ type efd interface {
 
 type sig struct{ *signal.Signal }
 
-func (s sig) write(n uint64)                            { s.NotifyN(n) }
+func (s sig) write(n uint64)                           { s.NotifyN(n) }
 func (s sig) read(ctx context.Context) (uint64, error) { return s.Wait(ctx) }
 
 type sem struct{ *semaphore.Semaphore }
