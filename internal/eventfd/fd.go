@@ -167,6 +167,19 @@ func (fd *FD) Pending() (bool, error) {
 	return sysPending(fd.sysfd)
 }
 
+// PendingPair reports, in one system call, whether the counters of a and b
+// are above zero.
+func PendingPair(a, b *FD) (bool, bool, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if a.closed || b.closed {
+		return false, false, os.ErrClosed
+	}
+	return sysPendingPair(a.sysfd, b.sysfd)
+}
+
 // Value reports the counter as the kernel shows it in /proc/self/fdinfo.
 func (fd *FD) Value() (uint64, error) {
 	fd.mu.RLock()
@@ -178,17 +191,24 @@ func (fd *FD) Value() (uint64, error) {
 }
 
 // Dup returns a new close-on-exec descriptor for the same eventfd.
+//
+// The *os.File registers it with the netpoller, and while it stays open
+// every write to the eventfd wakes the netpoller: close it when done.
 func (fd *FD) Dup() (*os.File, error) {
-	fd.mu.RLock()
-	defer fd.mu.RUnlock()
-	if fd.closed {
-		return nil, os.ErrClosed
-	}
-	dup, err := sysDup(fd.sysfd)
+	dup, err := fd.dup()
 	if err != nil {
 		return nil, err
 	}
 	return os.NewFile(uintptr(dup), "eventfd"), nil
+}
+
+func (fd *FD) dup() (int, error) {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	if fd.closed {
+		return -1, os.ErrClosed
+	}
+	return sysDup(fd.sysfd)
 }
 
 // Closed reports whether Close has begun.

@@ -47,6 +47,9 @@ type Queue struct {
 	// undo gives back what a served waiter got when its context was done
 	// first.
 	undo func(got uint64)
+	// started and stopped, if set, run as a poller starts (before it first
+	// looks at the descriptor) and once it has stopped.
+	started, stopped func()
 
 	mu      sync.Mutex
 	waiters list.List // of *Waiter
@@ -64,6 +67,13 @@ type Queue struct {
 // serves its waiters with serve. The queue owns watch: Close closes it.
 func NewQueue(watch *FD, serve func(w *Waiter) bool, undo func(got uint64)) *Queue {
 	return &Queue{watch: watch, serve: serve, undo: undo}
+}
+
+// OnPoll sets functions to run as a poller starts, before it first looks at
+// the descriptor, and once it has stopped: between the two, this process has
+// goroutines waiting. It must be called before the queue is used.
+func (q *Queue) OnPoll(started, stopped func()) {
+	q.started, q.stopped = started, stopped
 }
 
 // Busy reports whether goroutines are queued. A fast path that finds the
@@ -166,6 +176,9 @@ func (q *Queue) startPollerLocked() error {
 		f.Close()
 		return err
 	}
+	if q.started != nil {
+		q.started()
+	}
 	q.polling = true
 	q.pollFD = f
 	q.pollEnd = make(chan struct{})
@@ -213,6 +226,9 @@ func (q *Queue) wakeLocked() {
 func (q *Queue) poll(f *os.File, raw syscall.RawConn, end chan struct{}) {
 	defer close(end)
 	defer f.Close()
+	if q.stopped != nil {
+		defer q.stopped()
+	}
 	for {
 		err := raw.Read(func(uintptr) bool {
 			q.mu.Lock()

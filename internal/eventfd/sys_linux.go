@@ -140,15 +140,31 @@ func sysClose(fd int) error {
 
 func sysPending(fd int) (bool, error) {
 	fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if err := pollNow(fds[:]); err != nil {
+		return false, err
+	}
+	return fds[0].Revents&unix.POLLIN != 0, nil
+}
+
+func sysPendingPair(a, b int) (bool, bool, error) {
+	fds := [2]unix.PollFd{{Fd: int32(a), Events: unix.POLLIN}, {Fd: int32(b), Events: unix.POLLIN}}
+	if err := pollNow(fds[:]); err != nil {
+		return false, false, err
+	}
+	return fds[0].Revents&unix.POLLIN != 0, fds[1].Revents&unix.POLLIN != 0, nil
+}
+
+// pollNow asks poll(2) which descriptors are readable, without waiting.
+func pollNow(fds []unix.PollFd) error {
 	for {
-		n, err := unix.Poll(fds[:], 0)
+		_, err := unix.Poll(fds, 0)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return false, os.NewSyscallError("poll", err)
+			return os.NewSyscallError("poll", err)
 		}
-		return n > 0 && fds[0].Revents&unix.POLLIN != 0, nil
+		return nil
 	}
 }
 
@@ -209,4 +225,55 @@ func field(info []byte, key string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// oobSpace has room for the descriptors of any kind, and one more, so that a
+// message with too many is seen as such rather than cut to size.
+var oobSpace = unix.CmsgSpace(4 * 4)
+
+const msgCtrunc = unix.MSG_CTRUNC
+
+func sysCloseOnExec(fd int) {
+	unix.CloseOnExec(fd)
+}
+
+// checkInherited checks a descriptor that another process handed us, then
+// makes it close-on-exec and non-blocking.
+func checkInherited(fd int, mode Mode) error {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		if err == unix.EBADF {
+			return fmt.Errorf("descriptor %d is not open: %w", fd, os.ErrClosed)
+		}
+		return os.NewSyscallError("fcntl", err)
+	}
+	if err := check(fd, mode); err != nil {
+		return err
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	return nil
+}
+
+func unixRights(fds []int) []byte { return unix.UnixRights(fds...) }
+
+// parseRights returns every descriptor in an SCM_RIGHTS control message,
+// even when it also reports an error, so that the caller can close them.
+func parseRights(oob []byte) ([]int, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, os.NewSyscallError("parse control message", err)
+	}
+	var fds []int
+	var bad error
+	for _, m := range msgs {
+		rights, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			bad = fmt.Errorf("control message is not SCM_RIGHTS: %w", ErrMalformed)
+			continue
+		}
+		fds = append(fds, rights...)
+	}
+	return fds, bad
 }

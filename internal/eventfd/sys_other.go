@@ -17,3 +17,15 @@ func sysWrite(int, uint64) error          { return errUnsupported }
 func sysPending(int) (bool, error)        { return false, errUnsupported }
 func sysCount(int) (uint64, error)        { return 0, errUnsupported }
 func sysDup(int) (int, error)             { return -1, errUnsupported }
+
+const (
+	oobSpace  = 0
+	msgCtrunc = 0
+)
+
+func sysCloseOnExec(int)                          {}
+func checkInherited(int, Mode) error              { return errUnsupported }
+func unixRights([]int) []byte                     { return nil }
+func parseRights([]byte) ([]int, error)           { return nil, errUnsupported }
+func sysClose(int) error                          { return errUnsupported }
+func sysPendingPair(int, int) (bool, bool, error) { return false, false, errUnsupported }
