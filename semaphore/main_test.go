@@ -1,11 +1,13 @@
+//go:build linux
+
 package semaphore
 
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/eventsync/eventsync/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testutil.Main(m, childRoles)
 }

@@ -202,6 +202,21 @@ func (fd *FD) Dup() (*os.File, error) {
 	return os.NewFile(uintptr(dup), "eventfd"), nil
 }
 
+// pollable returns a duplicate for the netpoller. A peer may have cleared
+// O_NONBLOCK on the shared description, and os.NewFile registers only a
+// non-blocking descriptor, so the flag is set again first.
+func (fd *FD) pollable() (*os.File, error) {
+	dup, err := fd.dup()
+	if err != nil {
+		return nil, err
+	}
+	if err := sysSetNonblock(dup); err != nil {
+		sysClose(dup)
+		return nil, err
+	}
+	return os.NewFile(uintptr(dup), "eventfd"), nil
+}
+
 func (fd *FD) dup() (int, error) {
 	fd.mu.RLock()
 	defer fd.mu.RUnlock()
@@ -229,3 +244,6 @@ func (fd *FD) Close() error {
 	fd.closed = true
 	return sysClose(fd.sysfd)
 }
+
+// Sysfd returns the descriptor number, for tests that look at its flags.
+func (fd *FD) Sysfd() int { return fd.sysfd }

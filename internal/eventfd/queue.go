@@ -167,7 +167,7 @@ func (q *Queue) pushLocked(w *Waiter) *list.Element {
 }
 
 func (q *Queue) startPollerLocked() error {
-	f, err := q.watch.Dup()
+	f, err := q.watch.pollable()
 	if err != nil {
 		return err
 	}

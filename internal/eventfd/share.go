@@ -210,21 +210,41 @@ func passedHere(cmd *exec.Cmd, e entry) bool {
 	return true
 }
 
-// Descriptors passed to this process are inherited close-on-exec again at
-// once, whether or not Inherited is ever called for them: a child passes on
-// only what it passes with PassTo.
+// inheritance is EnvVar as this process started with it. It is removed from
+// the environment at once, and what it names made close-on-exec again,
+// whether or not Inherited is ever called: a child passes on only what it
+// passes with PassTo, and a grandchild started with os.Environ() is not told
+// of descriptors it does not have.
+var inheritance struct {
+	value string
+	ok    bool
+}
+
 func init() {
-	if v, ok := os.LookupEnv(EnvVar); ok {
-		if entries, err := parseEnv(v); err == nil {
-			for _, e := range entries {
-				for _, fd := range e.fds {
-					if fd > 2 {
-						sysCloseOnExec(fd)
-					}
+	v, ok := os.LookupEnv(EnvVar)
+	if !ok {
+		return
+	}
+	inheritance.value, inheritance.ok = v, true
+	os.Unsetenv(EnvVar)
+	if entries, err := parseEnv(v); err == nil {
+		for _, e := range entries {
+			for _, fd := range e.fds {
+				if fd > 2 {
+					sysCloseOnExec(fd)
 				}
 			}
 		}
 	}
+}
+
+// inheritedEnv returns EnvVar if it is set now, or else as this process
+// started with it.
+func inheritedEnv() (string, bool) {
+	if v, ok := os.LookupEnv(EnvVar); ok {
+		return v, true
+	}
+	return inheritance.value, inheritance.ok
 }
 
 // taken records the names Inherited has handed out in this process.
@@ -237,7 +257,7 @@ var taken struct {
 // against kind: each must be an open eventfd in the mode the kind says. It
 // makes them close-on-exec and non-blocking. A name can be taken once.
 func Inherited(name string, kind Kind) ([]*FD, error) {
-	v, ok := os.LookupEnv(EnvVar)
+	v, ok := inheritedEnv()
 	if !ok {
 		return nil, fmt.Errorf("%q: %s is not set: %w", name, EnvVar, ErrNotInherited)
 	}

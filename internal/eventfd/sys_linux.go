@@ -233,6 +233,13 @@ var oobSpace = unix.CmsgSpace(4 * 4)
 
 const msgCtrunc = unix.MSG_CTRUNC
 
+func sysSetNonblock(fd int) error {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	return nil
+}
+
 func sysCloseOnExec(fd int) {
 	unix.CloseOnExec(fd)
 }

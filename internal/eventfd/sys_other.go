@@ -29,3 +29,4 @@ func unixRights([]int) []byte                     { return nil }
 func parseRights([]byte) ([]int, error)           { return nil, errUnsupported }
 func sysClose(int) error                          { return errUnsupported }
 func sysPendingPair(int, int) (bool, bool, error) { return false, false, errUnsupported }
+func sysSetNonblock(int) error                    { return errUnsupported }

@@ -1,0 +1,95 @@
+package testutil
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// roleEnv names the role a re-executed test binary plays.
+const roleEnv = "EVENTSYNC_TEST_ROLE"
+
+// Main is TestMain for every package: in a child started by Child it runs
+// the child's role and exits with its status; otherwise it runs the tests
+// and checks that they leak no goroutine.
+func Main(m *testing.M, roles map[string]func(args []string) error) {
+	if role, ok := os.LookupEnv(roleEnv); ok {
+		f, ok := roles[role]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "unknown test role %q\n", role)
+			os.Exit(3)
+		}
+		if err := f(os.Args[1:]); err != nil {
+			fmt.Fprintf(os.Stderr, "role %s: %v\n", role, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// Child returns a command that runs this test binary again in role, with
+// args. Its stderr goes to the test's stderr.
+func Child(t testing.TB, role string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), roleEnv+"="+role)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// Lines is a child's standard output, read a line at a time, so that a test
+// can wait for a child to reach a point (it prints a line) without sleeping.
+type Lines struct {
+	t  testing.TB
+	sc *bufio.Scanner
+}
+
+// StdoutLines connects to cmd's standard output; call it before cmd.Start.
+func StdoutLines(t testing.TB, cmd *exec.Cmd) *Lines {
+	t.Helper()
+	r, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Lines{t: t, sc: bufio.NewScanner(r)}
+}
+
+// Expect reads the next line and fails the test unless it is want.
+func (l *Lines) Expect(want string) {
+	l.t.Helper()
+	if got := l.Next(); got != want {
+		l.t.Fatalf("child printed %q, want %q", got, want)
+	}
+}
+
+// Next reads the next line; it fails the test at end of output.
+func (l *Lines) Next() string {
+	l.t.Helper()
+	if !l.sc.Scan() {
+		err := l.sc.Err()
+		if err == nil {
+			err = io.EOF
+		}
+		l.t.Fatalf("reading the child's output: %v", err)
+	}
+	return strings.TrimSpace(l.sc.Text())
+}
+
+// Say prints a line on standard output, for Lines in the parent to read.
+func Say(format string, args ...any) {
+	fmt.Fprintf(os.Stdout, format+"\n", args...)
+}
+
+// WaitLine reads one line from standard input: a child's way to wait for its
+// parent's go-ahead.
+func WaitLine() (string, error) {
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	return strings.TrimSpace(line), err
+}

@@ -1,0 +1,480 @@
+//go:build linux
+
+package semaphore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eventsync/eventsync/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// childRoles are what this test binary does when a test runs it again as a
+// child process.
+var childRoles = map[string]func(args []string) error{
+	// weighted NAME PERMITS ROUNDS: random weighted acquires.
+	"weighted": func(args []string) error {
+		s, err := Inherited(args[0])
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		permits, _ := strconv.ParseInt(args[1], 10, 64)
+		rounds, _ := strconv.Atoi(args[2])
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for range rounds {
+			n := rand.Int64N(permits) + 1
+			if err := s.Acquire(ctx, n); err != nil {
+				return fmt.Errorf("Acquire(%d): %w", n, err)
+			}
+			// While we hold n, no more than permits-n can be free.
+			if v, err := s.Value(); err != nil || v > uint64(permits-n) {
+				return fmt.Errorf("holding %d of %d, Value() = %d, %v", n, permits, v, err)
+			}
+			s.Release(n)
+		}
+		return nil
+	},
+	// hold-one-more NAME: takes 1, says so, waits for a line, takes one more,
+	// then gives back 2.
+	"hold-one-more": func(args []string) error {
+		s, err := Inherited(args[0])
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := s.Acquire(ctx, 1); err != nil {
+			return err
+		}
+		testutil.Say("holding 1")
+		if _, err := testutil.WaitLine(); err != nil {
+			return err
+		}
+		if err := s.Acquire(ctx, 1); err != nil {
+			return fmt.Errorf("second Acquire(1): %w", err)
+		}
+		testutil.Say("holding 2")
+		s.Release(2)
+		return nil
+	},
+	// hold NAME N: takes N, says so, and waits to be killed.
+	"hold": func(args []string) error {
+		s, err := Inherited(args[0])
+		if err != nil {
+			return err
+		}
+		n, _ := strconv.ParseInt(args[1], 10, 64)
+		if err := s.Acquire(context.Background(), n); err != nil {
+			return err
+		}
+		testutil.Say("holding")
+		select {}
+	},
+	// wait NAME N: says so, then blocks in Acquire(N) until killed.
+	"wait": func(args []string) error {
+		s, err := Inherited(args[0])
+		if err != nil {
+			return err
+		}
+		n, _ := strconv.ParseInt(args[1], 10, 64)
+		testutil.Say("waiting")
+		err = s.Acquire(context.Background(), n)
+		return fmt.Errorf("Acquire(%d) returned %v", n, err)
+	},
+	// flags NAME: reports the inherited descriptor's flags.
+	"flags": func(args []string) error {
+		s, err := Inherited(args[0])
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		fl, _ := unix.FcntlInt(uintptr(s.fd.Sysfd()), unix.F_GETFL, 0)
+		fd, _ := unix.FcntlInt(uintptr(s.fd.Sysfd()), unix.F_GETFD, 0)
+		testutil.Say("nonblock=%t cloexec=%t", fl&unix.O_NONBLOCK != 0, fd&unix.FD_CLOEXEC != 0)
+		return nil
+	},
+	// middle TAKE SKIP LEAFBIN: takes TAKE, passes it on to a leaf, starts
+	// a second leaf with nothing passed, and leaves SKIP alone.
+	"middle": func(args []string) error {
+		a, err := Inherited(args[0])
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		leaf := exec.Command(os.Args[0], args[0], args[1])
+		leaf.Env = append(os.Environ(), "EVENTSYNC_TEST_ROLE=leaf")
+		leaf.Stdout, leaf.Stderr = os.Stdout, os.Stderr
+		if err := a.PassTo(leaf, args[0]); err != nil {
+			return err
+		}
+		if err := leaf.Run(); err != nil {
+			return fmt.Errorf("leaf: %w", err)
+		}
+		bare := exec.Command(os.Args[0], "", args[1])
+		bare.Env = append(os.Environ(), "EVENTSYNC_TEST_ROLE=leaf")
+		bare.Stdout, bare.Stderr = os.Stdout, os.Stderr
+		if err := bare.Run(); err != nil {
+			return fmt.Errorf("bare leaf: %w", err)
+		}
+		return nil
+	},
+	// leaf WANT SKIP: counts the eventfds it holds, and checks what it may
+	// and may not inherit.
+	"leaf": func(args []string) error {
+		efds := eventfds()
+		testutil.Say("leaf sees %d eventfds, env %q", len(efds), os.Getenv("EVENTSYNC_FDS"))
+		if _, err := Inherited(args[1]); !errors.Is(err, ErrNotInherited) {
+			return fmt.Errorf("Inherited(%q) not passed to the leaf = %v, want ErrNotInherited", args[1], err)
+		}
+		if args[0] != "" {
+			s, err := Inherited(args[0])
+			if err != nil {
+				return err
+			}
+			s.Release(1)
+			s.Close()
+		}
+		return nil
+	},
+	// receive: takes a Semaphore from the socket on descriptor 3, takes a
+	// permit and gives back two.
+	"receive": func(args []string) error {
+		f := os.NewFile(3, "socket")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		s, err := Receive(c.(*net.UnixConn))
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		fd, _ := unix.FcntlInt(uintptr(s.fd.Sysfd()), unix.F_GETFD, 0)
+		if fd&unix.FD_CLOEXEC == 0 {
+			return errors.New("received descriptor is not close-on-exec")
+		}
+		if err := s.Acquire(context.Background(), 1); err != nil {
+			return err
+		}
+		s.Release(2)
+		return nil
+	},
+}
+
+// eventfds lists the eventfds open in this process.
+func eventfds() []string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var fds []string
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && l == "anon_inode:[eventfd]" {
+			fds = append(fds, e.Name())
+		}
+	}
+	return fds
+}
+
+// start starts cmd and closes, in this process, the duplicates PassTo made.
+func start(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+}
+
+// Weighted acquires from three processes at once on one semaphore neither
+// deadlock nor lose permits.
+func TestWeightedAcrossProcesses(t *testing.T) {
+	const permits = 4
+	s := newSem(t, permits)
+	var cmds []*exec.Cmd
+	for range 3 {
+		cmd := testutil.Child(t, "weighted", "sem", strconv.Itoa(permits), "300")
+		if err := s.PassTo(cmd, "sem"); err != nil {
+			t.Fatal(err)
+		}
+		start(t, cmd)
+		cmds = append(cmds, cmd)
+	}
+	// This process joins in too.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for range 300 {
+		n := rand.Int64N(permits) + 1
+		if err := s.Acquire(ctx, n); err != nil {
+			t.Fatalf("Acquire(%d): %v", n, err)
+		}
+		s.Release(n)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child %d: %v", i, err)
+		}
+	}
+	if v := value(t, s); v != permits {
+		t.Fatalf("Value = %d after all processes finished, want %d", v, permits)
+	}
+}
+
+// A waiting Acquire holds no permits: the parent waits for 2 of 2 while a
+// child holds 1 and needs the other before it gives back both. A loop of
+// single reads would take the free permit and deadlock.
+func TestWaitingAcquireHoldsNothing(t *testing.T) {
+	s := newSem(t, 2)
+	cmd := testutil.Child(t, "hold-one-more", "sem")
+	if err := s.PassTo(cmd, "sem"); err != nil {
+		t.Fatal(err)
+	}
+	out := testutil.StdoutLines(t, cmd)
+	goAhead, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, cmd)
+	out.Expect("holding 1")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	acquired := make(chan error, 1)
+	go func() { acquired <- s.Acquire(ctx, 2) }()
+	blocked(t, s, 1)
+	if v := value(t, s); v != 1 {
+		t.Fatalf("a waiting Acquire(2) left Value = %d, want the 1 free permit untouched", v)
+	}
+	fmt.Fprintln(goAhead, "go")
+	out.Expect("holding 2")
+	if err := <-acquired; err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	s.Release(2)
+	if v := value(t, s); v != 2 {
+		t.Fatalf("Value = %d, want 2", v)
+	}
+}
+
+// A child killed while it holds a permit, and one killed while it waits:
+// everyone else goes on, and only the held permit is lost.
+func TestKilledChildren(t *testing.T) {
+	s := newSem(t, 3)
+	holder := testutil.Child(t, "hold", "sem", "1")
+	waiter := testutil.Child(t, "wait", "sem", "10")
+	for _, cmd := range []*exec.Cmd{holder, waiter} {
+		if err := s.PassTo(cmd, "sem"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hout := testutil.StdoutLines(t, holder)
+	wout := testutil.StdoutLines(t, waiter)
+	start(t, holder)
+	start(t, waiter)
+	hout.Expect("holding")
+	wout.Expect("waiting")
+	// A waiter here, for more than is free.
+	acquired := make(chan error, 1)
+	go func() { acquired <- s.Acquire(context.Background(), 3) }()
+	blocked(t, s, 1)
+
+	for _, cmd := range []*exec.Cmd{holder, waiter} {
+		cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("child exited with %v, want killed", err)
+		}
+	}
+	if v := value(t, s); v != 2 {
+		t.Fatalf("Value = %d after the holder of 1 of 3 died, want 2", v)
+	}
+	select {
+	case err := <-acquired:
+		t.Fatalf("Acquire(3) returned %v with 2 free", err)
+	default:
+	}
+	s.Release(1) // replaces the lost permit
+	if err := <-acquired; err != nil {
+		t.Fatal(err)
+	}
+	if v := value(t, s); v != 0 {
+		t.Fatalf("Value = %d, want 0", v)
+	}
+}
+
+// The descriptor stays non-blocking on both sides after cmd.Start (which
+// calls Fd()), the child's is close-on-exec, and the parent's waits stay
+// cancellable.
+func TestFlagsAfterStart(t *testing.T) {
+	s := newSem(t, 0)
+	cmd := testutil.Child(t, "flags", "sem")
+	if err := s.PassTo(cmd, "sem"); err != nil {
+		t.Fatal(err)
+	}
+	out := testutil.StdoutLines(t, cmd)
+	start(t, cmd)
+	out.Expect("nonblock=true cloexec=true")
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	fl, _ := unix.FcntlInt(uintptr(s.fd.Sysfd()), unix.F_GETFL, 0)
+	if fl&unix.O_NONBLOCK == 0 {
+		t.Fatal("parent's descriptor lost O_NONBLOCK after cmd.Start")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Acquire(ctx, 1) }()
+	blocked(t, s, 1)
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Acquire after cmd.Start = %v, want context.Canceled", err)
+	}
+}
+
+// A grandchild sees only what its parent passed on: not the primitive its
+// parent was given and kept to itself, and nothing at all when it was
+// passed nothing.
+func TestGrandchildrenSeeOnlyWhatIsPassed(t *testing.T) {
+	a := newSem(t, 0)
+	b := newSem(t, 0)
+	cmd := testutil.Child(t, "middle", "a", "b")
+	if err := a.PassTo(cmd, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PassTo(cmd, "b"); err != nil {
+		t.Fatal(err)
+	}
+	out := testutil.StdoutLines(t, cmd)
+	start(t, cmd)
+	// The variable is gone from the environment once read: a process the
+	// leaf starts with os.Environ() is not told of descriptors it lacks.
+	out.Expect(`leaf sees 1 eventfds, env ""`)
+	out.Expect(`leaf sees 0 eventfds, env ""`)
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if v := value(t, a); v != 1 {
+		t.Fatalf("the leaf's Release(1) on a: Value = %d, want 1", v)
+	}
+}
+
+// Send and Receive hand a Semaphore to a process that did not inherit it.
+func TestSendReceiveAcrossProcesses(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := os.NewFile(uintptr(fds[0]), "mine")
+	theirs := os.NewFile(uintptr(fds[1]), "theirs")
+	c, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	s := newSem(t, 0)
+	cmd := testutil.Child(t, "receive")
+	cmd.ExtraFiles = []*os.File{theirs}
+	start(t, cmd)
+	if err := s.Send(c.(*net.UnixConn)); err != nil {
+		t.Fatal(err)
+	}
+	s.Release(1)
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if v := value(t, s); v != 2 {
+		t.Fatalf("Value = %d after the receiver took 1 and gave 2, want 2", v)
+	}
+}
+
+// Python, given the descriptor with PassTo, finds it through EVENTSYNC_FDS
+// as any language can, takes a permit with os.eventfd_read and gives back
+// two with os.eventfd_write.
+func TestPythonPeer(t *testing.T) {
+	py := testutil.Python(t)
+	const script = `
+import os, select
+entries = {}
+for e in os.environ["EVENTSYNC_FDS"].split():
+    name, kind, fds = e.split(":")
+    entries[name] = (kind, [int(fd) for fd in fds.split(",")])
+kind, (fd,) = entries["jobs"]
+assert kind == "semaphore", kind
+while True:
+    try:
+        got = os.eventfd_read(fd)
+        break
+    except BlockingIOError:          # another process was faster
+        select.select([fd], [], [])  # wait, then try again
+os.eventfd_write(fd, 2)
+print("took", got, "gave 2")
+`
+	s := newSem(t, 0)
+	cmd := exec.Command(py, "-c", script)
+	if err := s.PassTo(cmd, "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	out := testutil.StdoutLines(t, cmd)
+	cmd.Stderr = os.Stderr
+	start(t, cmd)
+	s.Release(1)
+	out.Expect("took 1 gave 2")
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if v := value(t, s); v != 2 {
+		t.Fatalf("Value = %d, want 2", v)
+	}
+}
+
+// Inherited, asked for what was not passed, or for a Signal as a Semaphore.
+func TestInheritedErrors(t *testing.T) {
+	if _, err := Inherited("nothing-passed-by-that-name"); !errors.Is(err, ErrNotInherited) {
+		t.Fatalf("Inherited(unknown) = %v, want ErrNotInherited", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	t.Setenv("EVENTSYNC_FDS", "sig:signal:"+strconv.Itoa(efd)+" bad:semaphore:x")
+	if _, err := Inherited("sig"); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Inherited with a malformed entry = %v, want ErrMalformed", err)
+	}
+	t.Setenv("EVENTSYNC_FDS", "sig:signal:"+strconv.Itoa(efd))
+	if _, err := Inherited("sig"); !errors.Is(err, ErrWrongKind) {
+		t.Fatalf("Inherited(a signal) = %v, want ErrWrongKind", err)
+	}
+	t.Setenv("EVENTSYNC_FDS", "sem:semaphore:"+strconv.Itoa(efd))
+	if _, err := Inherited("sem"); !errors.Is(err, ErrWrongMode) {
+		t.Fatalf("Inherited(a counter-mode eventfd) = %v, want ErrWrongMode", err)
+	}
+}
+
+func TestPassToStarted(t *testing.T) {
+	s := newSem(t, 0)
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("no true(1):", err)
+	}
+	if err := s.PassTo(cmd, "late"); err == nil {
+		t.Fatal("PassTo after Start succeeded")
+	}
+}
