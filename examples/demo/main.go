@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -35,6 +34,7 @@ const (
 type efd interface {
 	write(n uint64)
 	read(ctx context.Context) (uint64, error)
+	PassTo(cmd *exec.Cmd, name string) error
 	Close() error
 }
 
@@ -108,27 +108,18 @@ func child(semMode bool, tick time.Duration, nums []uint64) error {
 
 func parent(semMode bool, tick time.Duration, total uint64) error {
 	var e efd
-	var share *os.File
 	if semMode {
 		s, err := semaphore.New(0)
 		if err != nil {
 			return err
 		}
 		e = sem{s}
-		share, err = s.File()
-		if err != nil {
-			return err
-		}
 	} else {
 		s, err := signal.New()
 		if err != nil {
 			return err
 		}
 		e = sig{s}
-		share, err = s.File()
-		if err != nil {
-			return err
-		}
 	}
 	defer e.Close()
 
@@ -138,13 +129,17 @@ func parent(semMode bool, tick time.Duration, total uint64) error {
 	}
 	cmd := exec.Command(self, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.ExtraFiles = []*os.File{share} // descriptor 3 in the child
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := e.PassTo(cmd, efdName); err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	share.Close()
+	for _, f := range cmd.ExtraFiles {
+		f.Close() // the child has its own now
+	}
 
 	// A child that fails stops the parent's wait instead of hanging it.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -179,19 +174,14 @@ func parent(semMode bool, tick time.Duration, total uint64) error {
 }
 
 func inherit(semMode bool) (efd, error) {
-	f := os.NewFile(3, efdName)
-	if f == nil {
-		return nil, errors.New("no descriptor 3 inherited")
-	}
-	defer f.Close()
 	if semMode {
-		s, err := semaphore.FromFile(f)
+		s, err := semaphore.Inherited(efdName)
 		if err != nil {
 			return nil, err
 		}
 		return sem{s}, nil
 	}
-	s, err := signal.FromFile(f)
+	s, err := signal.Inherited(efdName)
 	if err != nil {
 		return nil, err
 	}
