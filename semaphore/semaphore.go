@@ -11,6 +11,21 @@
 // (EFD_SEMAPHORE): one read(2) takes one permit, one write(2) of n gives back
 // n. A C or Python process holding the descriptor takes and gives permits
 // with those calls (see File and the README's wire contract).
+//
+// # Sharing with other processes
+//
+// PassTo hands a Semaphore to a child started with os/exec, which takes it with
+// Inherited; Send and Receive hand it to an unrelated process over a Unix
+// socket. A child learns what it inherits from the EVENTSYNC_FDS
+// environment variable: a space-separated list of name:kind:fd[,fd...]
+// entries, where kind is "semaphore", "signal" or "waitgroup" and the fds
+// are its descriptor numbers, for example
+//
+//	EVENTSYNC_FDS=jobs:semaphore:3 done:waitgroup:4,5,6
+//
+// A program in another language finds its descriptor there. Descriptors are
+// close-on-exec everywhere but in the child they are passed to, and
+// non-blocking: such a program must poll(2) before it reads.
 package semaphore
 
 import (

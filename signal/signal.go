@@ -12,6 +12,21 @@
 //
 // Waiting is done by the Go runtime's netpoller, so a blocked Wait holds no
 // OS thread, and it honours its context.
+//
+// # Sharing with other processes
+//
+// PassTo hands a Signal to a child started with os/exec, which takes it with
+// Inherited; Send and Receive hand it to an unrelated process over a Unix
+// socket. A child learns what it inherits from the EVENTSYNC_FDS
+// environment variable: a space-separated list of name:kind:fd[,fd...]
+// entries, where kind is "semaphore", "signal" or "waitgroup" and the fds
+// are its descriptor numbers, for example
+//
+//	EVENTSYNC_FDS=jobs:semaphore:3 done:waitgroup:4,5,6
+//
+// A program in another language finds its descriptor there. Descriptors are
+// close-on-exec everywhere but in the child they are passed to, and
+// non-blocking: such a program must poll(2) before it reads.
 package signal
 
 import (

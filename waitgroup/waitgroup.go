@@ -24,6 +24,20 @@
 // crashes cannot leave the WaitGroup corrupted: at worst it is a member that
 // never called Done (and waiters wait for it), or a waiter that never left
 // (and later Done calls write "reached zero" for nobody).
+//
+// # Sharing with other processes
+//
+// PassTo hands a WaitGroup to a child started with os/exec, which takes it with
+// Inherited; Send and Receive hand it to an unrelated process over a Unix
+// socket. A child learns what it inherits from the EVENTSYNC_FDS
+// environment variable: a space-separated list of name:kind:fd[,fd...]
+// entries, where kind is "semaphore", "signal" or "waitgroup" and the fds
+// are its descriptor numbers, for example
+//
+//	EVENTSYNC_FDS=jobs:semaphore:3 done:waitgroup:4,5,6
+//
+// A program in another language finds its descriptor there. A WaitGroup
+// is three descriptors, and its protocol is this package's alone.
 package waitgroup
 
 import (

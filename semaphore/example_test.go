@@ -1,0 +1,89 @@
+package semaphore_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os/exec"
+	"sync"
+
+	"github.com/eventsync/eventsync/semaphore"
+)
+
+// At most two workers run at once. The same Semaphore, passed to child
+// processes, would bound them too.
+func ExampleSemaphore() {
+	sem, err := semaphore.New(2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sem.Close()
+
+	ctx := context.Background()
+	var mu sync.Mutex
+	running, most := 0, 0
+	var wg sync.WaitGroup
+	for range 10 {
+		if err := sem.Acquire(ctx, 1); err != nil {
+			log.Fatal(err)
+		}
+		wg.Go(func() {
+			defer sem.Release(1)
+			mu.Lock()
+			running++
+			most = max(most, running)
+			mu.Unlock()
+
+			mu.Lock()
+			running--
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	fmt.Println("more than 2 at once:", most > 2)
+	// Output: more than 2 at once: false
+}
+
+// A weighted Acquire takes all it asks for or nothing.
+func ExampleSemaphore_TryAcquire() {
+	sem, err := semaphore.New(3)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sem.Close()
+
+	fmt.Println(sem.TryAcquire(2)) // 1 left
+	fmt.Println(sem.TryAcquire(2)) // not enough: takes nothing
+	v, _ := sem.Value()
+	fmt.Println(v)
+	// Output:
+	// true
+	// false
+	// 1
+}
+
+// The parent passes a Semaphore to a child, which takes it with Inherited.
+func ExampleSemaphore_PassTo() {
+	sem, err := semaphore.New(4)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sem.Close()
+
+	cmd := exec.Command("/path/to/worker")
+	if err := sem.PassTo(cmd, "jobs"); err != nil {
+		log.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	for _, f := range cmd.ExtraFiles {
+		f.Close() // the child has its own copy now
+	}
+	// In the worker:
+	//
+	//	sem, err := semaphore.Inherited("jobs")
+	//	...
+	//	if err := sem.Acquire(ctx, 1); err != nil { ... }
+	//	defer sem.Release(1)
+}
