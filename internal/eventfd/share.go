@@ -77,6 +77,7 @@ func validName(name string) bool {
 // writes, and reports anything else as ErrMalformed.
 func parseEnv(v string) ([]entry, error) {
 	var entries []entry
+	seen := make(map[int]bool)
 	for _, field := range strings.Fields(v) {
 		parts := strings.Split(field, ":")
 		if len(parts) != 3 {
@@ -90,10 +91,19 @@ func parseEnv(v string) ([]entry, error) {
 			return nil, fmt.Errorf("%s entry %q: no kind: %w", EnvVar, field, ErrMalformed)
 		}
 		for _, s := range strings.Split(parts[2], ",") {
-			fd, err := strconv.Atoi(s)
+			// Descriptor numbers are 32-bit in the kernel: a wider one
+			// would name the descriptor its low bits make.
+			n, err := strconv.ParseInt(s, 10, 32)
+			fd := int(n)
 			if err != nil || fd < 0 || strconv.Itoa(fd) != s {
 				return nil, fmt.Errorf("%s entry %q: bad descriptor %q: %w", EnvVar, field, s, ErrMalformed)
 			}
+			// Inherited takes ownership of each number: two owners of
+			// one would close it twice.
+			if seen[fd] {
+				return nil, fmt.Errorf("%s entry %q: descriptor %d given twice: %w", EnvVar, field, fd, ErrMalformed)
+			}
+			seen[fd] = true
 			e.fds = append(e.fds, fd)
 		}
 		if len(e.fds) > 16 {
@@ -153,6 +163,9 @@ func PassTo(cmd *exec.Cmd, name string, kind Kind, fds []*FD) error {
 	}
 	if !validName(name) {
 		return fmt.Errorf("name %q: use 1 to 255 ASCII letters, digits, '_', '-' or '.': %w", name, os.ErrInvalid)
+	}
+	if len(fds) != len(kind.Modes) {
+		return fmt.Errorf("a %s is %d descriptors, not %d: %w", kind.Name, len(kind.Modes), len(fds), os.ErrInvalid)
 	}
 	env := cmd.Env
 	if env == nil {
@@ -376,6 +389,8 @@ func Receive(conn *net.UnixConn, kind Kind) ([]*FD, error) {
 		return fail(perr)
 	case flags&msgCtrunc != 0:
 		return fail(fmt.Errorf("too many descriptors in one message: %w", ErrMalformed))
+	case flags&msgTrunc != 0:
+		return fail(fmt.Errorf("message is longer than Send writes: %w", ErrMalformed))
 	case n != headerLen || [4]byte(hdr[:4]) != magic || hdr[4] != 1:
 		return fail(fmt.Errorf("message is not from Send: %w", ErrMalformed))
 	case hdr[5] != kindIndex(kind):

@@ -231,7 +231,10 @@ func field(info []byte, key string) ([]byte, bool) {
 // message with too many is seen as such rather than cut to size.
 var oobSpace = unix.CmsgSpace(4 * 4)
 
-const msgCtrunc = unix.MSG_CTRUNC
+const (
+	msgCtrunc = unix.MSG_CTRUNC
+	msgTrunc  = unix.MSG_TRUNC
+)
 
 func sysSetNonblock(fd int) error {
 	if err := unix.SetNonblock(fd, true); err != nil {

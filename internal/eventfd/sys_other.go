@@ -21,6 +21,7 @@ func sysDup(int) (int, error)             { return -1, errUnsupported }
 const (
 	oobSpace  = 0
 	msgCtrunc = 0
+	msgTrunc  = 0
 )
 
 func sysCloseOnExec(int)                          {}
