@@ -1,0 +1,99 @@
+//go:build linux
+
+package signal
+
+import (
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Each benchmark runs beside its baselines in the same run: the raw
+// eventfd system calls (the floor) and a buffered channel. Compare them
+// with benchstat -col /impl.
+
+func rawEventfd(b *testing.B) int {
+	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// BenchmarkNotifyTryWait is one uncontended Notify followed by one TryWait
+// that takes it.
+func BenchmarkNotifyTryWait(b *testing.B) {
+	b.Run("impl=raw-eventfd", func(b *testing.B) {
+		fd := rawEventfd(b)
+		one := uint64(1)
+		w := (*[8]byte)(unsafe.Pointer(&one))[:]
+		var r [8]byte
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := unix.Write(fd, w); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := unix.Read(fd, r[:]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=eventsync", func(b *testing.B) {
+		s := newSig(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			s.Notify()
+			if v, ok := s.TryWait(); !ok || v != 1 {
+				b.Fatalf("TryWait = %d, %v", v, ok)
+			}
+		}
+	})
+	b.Run("impl=channel", func(b *testing.B) {
+		ch := make(chan struct{}, 1)
+		b.ReportAllocs()
+		for b.Loop() {
+			ch <- struct{}{}
+			select {
+			case <-ch:
+			default:
+				b.Fatal("nothing to receive")
+			}
+		}
+	})
+}
+
+// BenchmarkTryWaitEmpty is a TryWait with nothing pending.
+func BenchmarkTryWaitEmpty(b *testing.B) {
+	b.Run("impl=raw-eventfd", func(b *testing.B) {
+		fd := rawEventfd(b)
+		var r [8]byte
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := unix.Read(fd, r[:]); err != unix.EAGAIN {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=eventsync", func(b *testing.B) {
+		s := newSig(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			if v, ok := s.TryWait(); ok {
+				b.Fatalf("TryWait = %d, true", v)
+			}
+		}
+	})
+	b.Run("impl=channel", func(b *testing.B) {
+		ch := make(chan struct{}, 1)
+		b.ReportAllocs()
+		for b.Loop() {
+			select {
+			case <-ch:
+				b.Fatal("received from an empty channel")
+			default:
+			}
+		}
+	})
+}
