@@ -55,8 +55,8 @@ type Queue struct {
 	waiters list.List // of *Waiter
 	peek    *Waiter   // the queued Peek waiter, if any: Watch shares it
 	polling bool
-	pollFD  *os.File      // the poller's registered duplicate of watch
-	pollEnd chan struct{} // closed when the current poller has returned
+	pollFD  *os.File       // the poller's registered duplicate of watch
+	pollers sync.WaitGroup // pollers not yet returned: one, or a leaving one and its successor
 	closed  bool
 	queued  atomic.Int32 // waiters.Len(), for fast paths that must not jump the queue
 
@@ -181,8 +181,8 @@ func (q *Queue) startPollerLocked() error {
 	}
 	q.polling = true
 	q.pollFD = f
-	q.pollEnd = make(chan struct{})
-	go q.poll(f, raw, q.pollEnd)
+	q.pollers.Add(1)
+	go q.poll(f, raw)
 	return nil
 }
 
@@ -223,8 +223,8 @@ func (q *Queue) wakeLocked() {
 // and returns when none are left. The callback runs before every sleep, so a
 // signal that arrives while it runs is never lost: the netpoller keeps it
 // and the next sleep returns at once.
-func (q *Queue) poll(f *os.File, raw syscall.RawConn, end chan struct{}) {
-	defer close(end)
+func (q *Queue) poll(f *os.File, raw syscall.RawConn) {
+	defer q.pollers.Done()
 	defer f.Close()
 	if q.stopped != nil {
 		defer q.stopped()
@@ -282,17 +282,15 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	q.failLocked(os.ErrClosed)
-	var end chan struct{}
 	if q.polling {
-		end = q.pollEnd
 		q.wakeLocked()
 	}
 	q.mu.Unlock()
 
 	q.active.Wait()
-	if end != nil {
-		<-end
-	}
+	// A poller that has let go of the queue may still be closing its
+	// descriptor: wait for every one, polling or not.
+	q.pollers.Wait()
 	return q.watch.Close()
 }
 
