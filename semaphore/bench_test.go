@@ -5,8 +5,8 @@ package semaphore
 import (
 	"context"
 	"testing"
-	"unsafe"
 
+	"github.com/eventsync/eventsync/internal/testutil"
 	xsem "golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
 )
@@ -14,13 +14,9 @@ import (
 // Each benchmark runs beside its baselines in the same run: the raw
 // eventfd system calls (the floor) and golang.org/x/sync/semaphore.
 
-func rawEventfd(b *testing.B, init uint) int {
-	fd, err := unix.Eventfd(init, unix.EFD_SEMAPHORE|unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { unix.Close(fd) })
-	return fd
+// rawEventfd is the floor's eventfd, in the mode a Semaphore uses.
+func rawEventfd(b *testing.B) int {
+	return testutil.Eventfd(b, 0, unix.EFD_SEMAPHORE|unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 }
 
 // BenchmarkReleaseAcquire is one uncontended Release(1) followed by one
@@ -28,19 +24,7 @@ func rawEventfd(b *testing.B, init uint) int {
 func BenchmarkReleaseAcquire(b *testing.B) {
 	ctx := context.Background()
 	b.Run("impl=raw-eventfd", func(b *testing.B) {
-		fd := rawEventfd(b, 0)
-		one := uint64(1)
-		w := (*[8]byte)(unsafe.Pointer(&one))[:]
-		var r [8]byte
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := unix.Write(fd, w); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := unix.Read(fd, r[:]); err != nil {
-				b.Fatal(err)
-			}
-		}
+		testutil.RawWriteRead(b, rawEventfd(b))
 	})
 	b.Run("impl=eventsync", func(b *testing.B) {
 		s := newSem(b, 0)
@@ -70,14 +54,7 @@ func BenchmarkReleaseAcquire(b *testing.B) {
 // BenchmarkTryAcquireFail is a TryAcquire(1) on an empty semaphore.
 func BenchmarkTryAcquireFail(b *testing.B) {
 	b.Run("impl=raw-eventfd", func(b *testing.B) {
-		fd := rawEventfd(b, 0)
-		var r [8]byte
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := unix.Read(fd, r[:]); err != unix.EAGAIN {
-				b.Fatal(err)
-			}
-		}
+		testutil.RawReadEmpty(b, rawEventfd(b))
 	})
 	b.Run("impl=eventsync", func(b *testing.B) {
 		s := newSem(b, 0)

@@ -32,11 +32,7 @@ func newSem(t testing.TB, n int64) *Semaphore {
 
 func value(t testing.TB, s *Semaphore) uint64 {
 	t.Helper()
-	v, err := s.Value()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return testutil.Value(t, s.Value)
 }
 
 // blocked waits until n goroutines are queued on s.
@@ -120,26 +116,16 @@ func TestNegativePanics(t *testing.T) {
 		"TryAcquire": func() { s.TryAcquire(-1) },
 		"Release":    func() { s.Release(-1) },
 	} {
-		if msg := panicMessage(f); !strings.Contains(msg, "negative") {
+		if msg := testutil.PanicMessage(f); !strings.Contains(msg, "negative") {
 			t.Errorf("%s(-1) panic = %q, want a message about a negative n", name, msg)
 		}
 	}
 }
 
-func panicMessage(f func()) (msg string) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg = r.(string)
-		}
-	}()
-	f()
-	return ""
-}
-
 func TestReleaseOverflowPanics(t *testing.T) {
 	s := newSem(t, 1<<63-1)
 	s.Release(1<<63 - 1) // 2^64-2: the most an eventfd holds
-	if msg := panicMessage(func() { s.Release(1) }); !strings.Contains(msg, "overflow") {
+	if msg := testutil.PanicMessage(func() { s.Release(1) }); !strings.Contains(msg, "overflow") {
 		t.Fatalf("Release past the limit: panic %q, want one about overflow", msg)
 	}
 	if v := value(t, s); v != 1<<64-2 {
@@ -225,7 +211,7 @@ func TestCloseWakesWaiters(t *testing.T) {
 	if _, err := s.File(); !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("File after Close = %v", err)
 	}
-	if msg := panicMessage(func() { s.Release(1) }); !strings.Contains(msg, "closed") {
+	if msg := testutil.PanicMessage(func() { s.Release(1) }); !strings.Contains(msg, "closed") {
 		t.Fatalf("Release after Close: panic %q, want one saying it is closed", msg)
 	}
 	if err := s.Close(); !errors.Is(err, os.ErrClosed) {
@@ -415,12 +401,7 @@ func TestPollerGoesWithLastWaiter(t *testing.T) {
 
 func TestFromFile(t *testing.T) {
 	// A blocking eventfd, as a C program would make it.
-	efd, err := unix.Eventfd(2, unix.EFD_SEMAPHORE|unix.EFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(efd), "c-made eventfd")
-	defer f.Close()
+	_, f := testutil.EventfdFile(t, 2, unix.EFD_SEMAPHORE|unix.EFD_CLOEXEC, "c-made eventfd")
 	s, err := FromFile(f)
 	if err != nil {
 		t.Fatal(err)
@@ -473,12 +454,7 @@ func TestFromFileErrors(t *testing.T) {
 	if _, err := FromFile(r); !errors.Is(err, ErrNotEventfd) {
 		t.Errorf("FromFile(pipe) = %v, want ErrNotEventfd", err)
 	}
-	counter, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf := os.NewFile(uintptr(counter), "counter eventfd")
-	defer cf.Close()
+	counter, cf := testutil.EventfdFile(t, 0, unix.EFD_CLOEXEC, "counter eventfd")
 	if _, err := FromFile(cf); !errors.Is(err, ErrWrongMode) {
 		t.Errorf("FromFile(counter-mode eventfd) = %v, want ErrWrongMode", err)
 	}

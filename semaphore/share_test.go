@@ -7,12 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -153,14 +150,12 @@ var childRoles = map[string]func(args []string) error{
 	// receive: takes a Semaphore from the socket on descriptor 3, takes a
 	// permit and gives back two.
 	"receive": func(args []string) error {
-		f := os.NewFile(3, "socket")
-		c, err := net.FileConn(f)
-		f.Close()
+		c, err := testutil.InheritedConn()
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		s, err := Receive(c.(*net.UnixConn))
+		s, err := Receive(c)
 		if err != nil {
 			return err
 		}
@@ -189,17 +184,6 @@ func eventfds() []string {
 	return fds
 }
 
-// start starts cmd and closes, in this process, the duplicates PassTo made.
-func start(t *testing.T, cmd *exec.Cmd) {
-	t.Helper()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range cmd.ExtraFiles {
-		f.Close()
-	}
-}
-
 // Weighted acquires from three processes at once on one semaphore neither
 // deadlock nor lose permits.
 func TestWeightedAcrossProcesses(t *testing.T) {
@@ -211,7 +195,7 @@ func TestWeightedAcrossProcesses(t *testing.T) {
 		if err := s.PassTo(cmd, "sem"); err != nil {
 			t.Fatal(err)
 		}
-		start(t, cmd)
+		testutil.Start(t, cmd)
 		cmds = append(cmds, cmd)
 	}
 	// This process joins in too.
@@ -248,7 +232,7 @@ func TestWaitingAcquireHoldsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start(t, cmd)
+	testutil.Start(t, cmd)
 	out.Expect("holding 1")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -285,8 +269,8 @@ func TestKilledChildren(t *testing.T) {
 	}
 	hout := testutil.StdoutLines(t, holder)
 	wout := testutil.StdoutLines(t, waiter)
-	start(t, holder)
-	start(t, waiter)
+	testutil.Start(t, holder)
+	testutil.Start(t, waiter)
 	hout.Expect("holding")
 	wout.Expect("waiting")
 	// A waiter here, for more than is free.
@@ -294,12 +278,7 @@ func TestKilledChildren(t *testing.T) {
 	go func() { acquired <- s.Acquire(context.Background(), 3) }()
 	blocked(t, s, 1)
 
-	for _, cmd := range []*exec.Cmd{holder, waiter} {
-		cmd.Process.Signal(syscall.SIGKILL)
-		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-			t.Fatalf("child exited with %v, want killed", err)
-		}
-	}
+	testutil.Kill(t, holder, waiter)
 	if v := value(t, s); v != 2 {
 		t.Fatalf("Value = %d after the holder of 1 of 3 died, want 2", v)
 	}
@@ -327,7 +306,7 @@ func TestFlagsAfterStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := testutil.StdoutLines(t, cmd)
-	start(t, cmd)
+	testutil.Start(t, cmd)
 	out.Expect("nonblock=true cloexec=true")
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
@@ -360,7 +339,7 @@ func TestGrandchildrenSeeOnlyWhatIsPassed(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := testutil.StdoutLines(t, cmd)
-	start(t, cmd)
+	testutil.Start(t, cmd)
 	// The variable is gone from the environment once read: a process the
 	// leaf starts with os.Environ() is not told of descriptors it lacks.
 	out.Expect(`leaf sees 1 eventfds, env ""`)
@@ -375,24 +354,13 @@ func TestGrandchildrenSeeOnlyWhatIsPassed(t *testing.T) {
 
 // Send and Receive hand a Semaphore to a process that did not inherit it.
 func TestSendReceiveAcrossProcesses(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine := os.NewFile(uintptr(fds[0]), "mine")
-	theirs := os.NewFile(uintptr(fds[1]), "theirs")
-	c, err := net.FileConn(mine)
-	mine.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, theirs := testutil.SocketPair(t)
 
 	s := newSem(t, 0)
 	cmd := testutil.Child(t, "receive")
 	cmd.ExtraFiles = []*os.File{theirs}
-	start(t, cmd)
-	if err := s.Send(c.(*net.UnixConn)); err != nil {
+	testutil.Start(t, cmd)
+	if err := s.Send(c); err != nil {
 		t.Fatal(err)
 	}
 	s.Release(1)
@@ -433,7 +401,7 @@ print("took", got, "gave 2")
 	}
 	out := testutil.StdoutLines(t, cmd)
 	cmd.Stderr = os.Stderr
-	start(t, cmd)
+	testutil.Start(t, cmd)
 	s.Release(1)
 	out.Expect("took 1 gave 2")
 	if err := cmd.Wait(); err != nil {

@@ -4,8 +4,8 @@ package signal
 
 import (
 	"testing"
-	"unsafe"
 
+	"github.com/eventsync/eventsync/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -13,32 +13,16 @@ import (
 // eventfd system calls (the floor) and a buffered channel. Compare them
 // with benchstat -col /impl.
 
+// rawEventfd is the floor's eventfd, in the mode a Signal uses.
 func rawEventfd(b *testing.B) int {
-	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { unix.Close(fd) })
-	return fd
+	return testutil.Eventfd(b, 0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 }
 
 // BenchmarkNotifyTryWait is one uncontended Notify followed by one TryWait
 // that takes it.
 func BenchmarkNotifyTryWait(b *testing.B) {
 	b.Run("impl=raw-eventfd", func(b *testing.B) {
-		fd := rawEventfd(b)
-		one := uint64(1)
-		w := (*[8]byte)(unsafe.Pointer(&one))[:]
-		var r [8]byte
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := unix.Write(fd, w); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := unix.Read(fd, r[:]); err != nil {
-				b.Fatal(err)
-			}
-		}
+		testutil.RawWriteRead(b, rawEventfd(b))
 	})
 	b.Run("impl=eventsync", func(b *testing.B) {
 		s := newSig(b)
@@ -67,14 +51,7 @@ func BenchmarkNotifyTryWait(b *testing.B) {
 // BenchmarkTryWaitEmpty is a TryWait with nothing pending.
 func BenchmarkTryWaitEmpty(b *testing.B) {
 	b.Run("impl=raw-eventfd", func(b *testing.B) {
-		fd := rawEventfd(b)
-		var r [8]byte
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := unix.Read(fd, r[:]); err != unix.EAGAIN {
-				b.Fatal(err)
-			}
-		}
+		testutil.RawReadEmpty(b, rawEventfd(b))
 	})
 	b.Run("impl=eventsync", func(b *testing.B) {
 		s := newSig(b)

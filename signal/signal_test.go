@@ -39,27 +39,13 @@ func newSig(t testing.TB) *Signal {
 
 func value(t testing.TB, s *Signal) uint64 {
 	t.Helper()
-	v, err := s.Value()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return testutil.Value(t, s.Value)
 }
 
 // blocked waits until n waiters are queued on s (a pending Ready counts).
 func blocked(t testing.TB, s *Signal, n int) {
 	t.Helper()
 	testutil.Eventually(t, fmt.Sprintf("%d goroutines block in Wait", n), func() bool { return s.q.Len() == n })
-}
-
-func panicMessage(f func()) (msg string) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg = fmt.Sprint(r)
-		}
-	}()
-	f()
-	return ""
 }
 
 // fdOf returns the descriptor number f holds, without (*os.File).Fd, which
@@ -75,6 +61,51 @@ func fdOf(t testing.TB, f *os.File) int {
 		t.Fatal(err)
 	}
 	return fd
+}
+
+// result is what a Wait returned.
+type result struct {
+	v   uint64
+	err error
+}
+
+// goWait calls s.Wait(ctx) on a new goroutine, which sends what it returns
+// on the channel returned.
+func goWait(ctx context.Context, s *Signal) chan result {
+	res := make(chan result, 1)
+	go func() {
+		v, err := s.Wait(ctx)
+		res <- result{v, err}
+	}()
+	return res
+}
+
+// goWaitOK calls s.Wait with no deadline on a new goroutine, which sends the
+// value on the channel returned; an error fails the test.
+func goWaitOK(t *testing.T, s *Signal) <-chan uint64 {
+	got := make(chan uint64, 1)
+	go func() {
+		v, err := s.Wait(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		got <- v
+	}()
+	return got
+}
+
+// adopt makes an eventfd holding init with flags, as a C program would, in
+// a file called name, and adopts it with FromFile. It returns the
+// descriptor number and the Signal; both are closed when the test ends.
+func adopt(t *testing.T, init uint, flags int, name string) (efd int, s *Signal) {
+	t.Helper()
+	efd, f := testutil.EventfdFile(t, init, flags, name)
+	s, err := FromFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return efd, s
 }
 
 // The seed's "Parent read 7": notifications add up, one Wait takes the sum.
@@ -112,14 +143,7 @@ func TestCoalescing(t *testing.T) {
 // A blocked Wait returns what was notified while it slept, in one piece.
 func TestWaitBlocks(t *testing.T) {
 	s := newSig(t)
-	got := make(chan uint64, 1)
-	go func() {
-		v, err := s.Wait(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		got <- v
-	}()
+	got := goWaitOK(t, s)
 	blocked(t, s, 1)
 	s.NotifyN(5)
 	if v := <-got; v != 5 {
@@ -147,20 +171,12 @@ func TestWaitDoneContext(t *testing.T) {
 // each of them then takes one notification.
 func TestCancelOneOfEight(t *testing.T) {
 	s := newSig(t)
-	type result struct {
-		v   uint64
-		err error
-	}
 	results := make([]chan result, 8)
 	cancels := make([]context.CancelFunc, 8)
 	for i := range results {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancels[i] = cancel
-		results[i] = make(chan result, 1)
-		go func() {
-			v, err := s.Wait(ctx)
-			results[i] <- result{v, err}
-		}()
+		results[i] = goWait(ctx, s)
 	}
 	defer func() {
 		for _, c := range cancels {
@@ -202,17 +218,13 @@ func TestCancelOneOfEight(t *testing.T) {
 func TestTryWaitBehindWaiter(t *testing.T) {
 	s := newSig(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Wait(ctx)
-		done <- err
-	}()
+	done := goWait(ctx, s)
 	blocked(t, s, 1)
 	if v, ok := s.TryWait(); ok {
 		t.Fatalf("TryWait with a waiter queued = %d, true", v)
 	}
 	cancel()
-	if err := <-done; err != context.Canceled {
+	if err := (<-done).err; err != context.Canceled {
 		t.Fatalf("Wait = %v, want context.Canceled", err)
 	}
 }
@@ -307,15 +319,7 @@ func TestCancelRace(t *testing.T) {
 	var lost uint64
 	for i := range 2000 {
 		ctx, cancel := context.WithCancel(context.Background())
-		type result struct {
-			v   uint64
-			err error
-		}
-		res := make(chan result, 1)
-		go func() {
-			v, err := s.Wait(ctx)
-			res <- result{v, err}
-		}()
+		res := goWait(ctx, s)
 		if i%2 == 0 {
 			blocked(t, s, 1)
 		}
@@ -360,14 +364,19 @@ func TestReady(t *testing.T) {
 	// A select that takes the other branch walks away; nothing is lost.
 	other := make(chan int)
 	chose := make(chan string, 1)
-	go func() {
-		select {
-		case <-s.Ready():
-			chose <- "ready"
-		case <-other:
-			chose <- "other"
-		}
-	}()
+	// goSelect selects, on a new goroutine, between the channel ready
+	// returns and other, and sends on chose the one it took.
+	goSelect := func(ready func() <-chan struct{}) {
+		go func() {
+			select {
+			case <-ready():
+				chose <- "ready"
+			case <-other:
+				chose <- "other"
+			}
+		}()
+	}
+	goSelect(s.Ready)
 	other <- 1
 	if c := <-chose; c != "other" {
 		t.Fatalf("select chose %s with nothing pending", c)
@@ -388,14 +397,7 @@ func TestReady(t *testing.T) {
 	}
 
 	// The usual loop: select on Ready, then take with TryWait.
-	go func() {
-		select {
-		case <-s.Ready():
-			chose <- "ready"
-		case <-other:
-			chose <- "other"
-		}
-	}()
+	goSelect(s.Ready)
 	if c := <-chose; c != "ready" {
 		t.Fatalf("select chose %s with 3 pending", c)
 	}
@@ -411,14 +413,7 @@ func TestReady(t *testing.T) {
 		t.Fatal("Ready fired after the count was taken")
 	default:
 	}
-	go func() {
-		select {
-		case <-ch:
-			chose <- "ready"
-		case <-other:
-			chose <- "other"
-		}
-	}()
+	goSelect(func() <-chan struct{} { return ch })
 	s.Notify()
 	if c := <-chose; c != "ready" {
 		t.Fatalf("select chose %s after Notify", c)
@@ -435,14 +430,7 @@ func TestReadyBesideWait(t *testing.T) {
 	// Ready queued, then a Wait behind it: a Notify fires the first and
 	// gives the whole count to the second.
 	ready := s.Ready()
-	got := make(chan uint64, 1)
-	go func() {
-		v, err := s.Wait(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		got <- v
-	}()
+	got := goWaitOK(t, s)
 	blocked(t, s, 2)
 	s.NotifyN(5)
 	if v := <-got; v != 5 {
@@ -533,7 +521,7 @@ func TestCloseWakesWaiters(t *testing.T) {
 		"Notify":  s.Notify,
 		"NotifyN": func() { s.NotifyN(2) },
 	} {
-		if msg := panicMessage(f); !strings.Contains(msg, "closed") {
+		if msg := testutil.PanicMessage(f); !strings.Contains(msg, "closed") {
 			t.Errorf("%s after Close: panic %q, want one saying it is closed", name, msg)
 		}
 	}
@@ -590,14 +578,7 @@ func TestNotifySaturates(t *testing.T) {
 		t.Fatalf("TryWait = %#x, %v; want %#x", v, ok, uint64(maxCount))
 	}
 	// A blocked waiter gets the saturated count.
-	got := make(chan uint64, 1)
-	go func() {
-		v, err := s.Wait(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		got <- v
-	}()
+	got := goWaitOK(t, s)
 	blocked(t, s, 1)
 	s.NotifyN(1 << 63)
 	s.NotifyN(1 << 63)
@@ -610,17 +591,7 @@ func TestNotifySaturates(t *testing.T) {
 
 func TestFromFile(t *testing.T) {
 	// A blocking eventfd, as a C program would make it.
-	efd, err := unix.Eventfd(4, unix.EFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(efd), "c-made eventfd")
-	defer f.Close()
-	s, err := FromFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	efd, s := adopt(t, 4, unix.EFD_CLOEXEC, "c-made eventfd")
 	if fl, _ := unix.FcntlInt(uintptr(efd), unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
 		t.Fatal("FromFile left the descriptor blocking")
 	}
@@ -647,34 +618,16 @@ func TestFromFile(t *testing.T) {
 // it, but a C peer may do it anyway): reads still never block a thread, a
 // blocked Wait is still woken by a Notify, and waits stay cancellable.
 func TestPeerClearsNonblock(t *testing.T) {
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(efd), "peer eventfd")
-	defer f.Close()
-	s, err := FromFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	efd, s := adopt(t, 0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK, "peer eventfd")
 	if err := unix.SetNonblock(efd, false); err != nil {
 		t.Fatal(err)
 	}
 	if v, ok := s.TryWait(); ok {
 		t.Fatalf("TryWait on an empty Signal = %d, true", v)
 	}
-	type result struct {
-		v   uint64
-		err error
-	}
 	for _, cancelIt := range []bool{false, true} {
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan result, 1)
-		go func() {
-			v, err := s.Wait(ctx)
-			done <- result{v, err}
-		}()
+		done := goWait(ctx, s)
 		testutil.Eventually(t, "Wait blocks or returns", func() bool { return s.q.Len() == 1 || len(done) == 1 })
 		if cancelIt {
 			cancel()
@@ -702,20 +655,11 @@ func TestFromFileErrors(t *testing.T) {
 	if _, err := FromFile(r); !errors.Is(err, ErrNotEventfd) {
 		t.Errorf("FromFile(pipe) = %v, want ErrNotEventfd", err)
 	}
-	semfd, err := unix.Eventfd(0, unix.EFD_SEMAPHORE|unix.EFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sf := os.NewFile(uintptr(semfd), "semaphore eventfd")
-	defer sf.Close()
+	_, sf := testutil.EventfdFile(t, 0, unix.EFD_SEMAPHORE|unix.EFD_CLOEXEC, "semaphore eventfd")
 	if _, err := FromFile(sf); !errors.Is(err, ErrWrongMode) {
 		t.Errorf("FromFile(semaphore-mode eventfd) = %v, want ErrWrongMode", err)
 	}
-	cfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := os.NewFile(uintptr(cfd), "closed eventfd")
+	_, closed := testutil.EventfdFile(t, 0, unix.EFD_CLOEXEC, "closed eventfd")
 	closed.Close()
 	if _, err := FromFile(closed); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("FromFile(closed file) = %v, want os.ErrClosed", err)
@@ -843,14 +787,7 @@ func TestKernelNotifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	got := make(chan uint64, 1)
-	go func() {
-		v, err := s.Wait(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		got <- v
-	}()
+	got := goWaitOK(t, s)
 	blocked(t, s, 1)
 	kernelRead(t, fdOf(t, f))
 	if v := <-got; v != 1 {
@@ -869,29 +806,12 @@ func TestKernelNotifies(t *testing.T) {
 // The same with a blocking eventfd made by unix.Eventfd, adopted with
 // FromFile; the kernel writes through the original descriptor.
 func TestKernelNotifiesAdopted(t *testing.T) {
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(efd), "blocking eventfd")
-	defer f.Close()
-	s, err := FromFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	efd, s := adopt(t, 0, unix.EFD_CLOEXEC, "blocking eventfd")
 	kernelRead(t, efd)
 	if v, err := s.Wait(context.Background()); err != nil || v != 1 {
 		t.Fatalf("Wait = %d, %v; want 1", v, err)
 	}
-	got := make(chan uint64, 1)
-	go func() {
-		v, err := s.Wait(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		got <- v
-	}()
+	got := goWaitOK(t, s)
 	blocked(t, s, 1)
 	kernelRead(t, efd)
 	if v := <-got; v != 1 {
@@ -942,11 +862,7 @@ func TestNoDescriptorLeak(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			_, err := s.Wait(ctx)
-			done <- err
-		}()
+		done := goWait(ctx, s)
 		blocked(t, s, 1)
 		cancel()
 		<-done

@@ -5,8 +5,8 @@ package waitgroup
 import (
 	"sync"
 	"testing"
-	"unsafe"
 
+	"github.com/eventsync/eventsync/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,23 +16,8 @@ import (
 // to learn whether the counter reached zero while somebody waits.
 func BenchmarkAddDone(b *testing.B) {
 	b.Run("impl=raw-eventfd", func(b *testing.B) {
-		fd, err := unix.Eventfd(0, unix.EFD_SEMAPHORE|unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer unix.Close(fd)
-		one := uint64(1)
-		w := (*[8]byte)(unsafe.Pointer(&one))[:]
-		var r [8]byte
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := unix.Write(fd, w); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := unix.Read(fd, r[:]); err != nil {
-				b.Fatal(err)
-			}
-		}
+		fd := testutil.Eventfd(b, 0, unix.EFD_SEMAPHORE|unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		testutil.RawWriteRead(b, fd)
 	})
 	b.Run("impl=eventsync", func(b *testing.B) {
 		wg := newWG(b)

@@ -40,26 +40,12 @@ func newWG(t testing.TB) *WaitGroup {
 
 func value(t testing.TB, wg *WaitGroup) uint64 {
 	t.Helper()
-	v, err := wg.Value()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return testutil.Value(t, wg.Value)
 }
 
 func blocked(t testing.TB, wg *WaitGroup, n int) {
 	t.Helper()
 	testutil.Eventually(t, "goroutines block in Wait", func() bool { return wg.q.Len() == n })
-}
-
-func panicMessage(f func()) (msg string) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg = r.(string)
-		}
-	}()
-	f()
-	return ""
 }
 
 func TestAddDoneWait(t *testing.T) {
@@ -176,11 +162,11 @@ func TestWaitContextCancel(t *testing.T) {
 
 func TestNegativePanics(t *testing.T) {
 	wg := newWG(t)
-	if msg := panicMessage(wg.Done); !strings.Contains(msg, "negative WaitGroup counter") {
+	if msg := testutil.PanicMessage(wg.Done); !strings.Contains(msg, "negative WaitGroup counter") {
 		t.Fatalf("Done on zero: panic %q", msg)
 	}
 	wg.Add(1)
-	if msg := panicMessage(func() { wg.Add(-2) }); !strings.Contains(msg, "negative WaitGroup counter") {
+	if msg := testutil.PanicMessage(func() { wg.Add(-2) }); !strings.Contains(msg, "negative WaitGroup counter") {
 		t.Fatalf("Add(-2) on 1: panic %q", msg)
 	}
 	if v := value(t, wg); v != 1 {
@@ -219,7 +205,7 @@ func TestClose(t *testing.T) {
 		t.Fatalf("WaitContext after Close = %v", err)
 	}
 	for name, f := range map[string]func(){"Add": func() { wg.Add(1) }, "Done": wg.Done} {
-		if msg := panicMessage(f); !strings.Contains(msg, "closed") {
+		if msg := testutil.PanicMessage(f); !strings.Contains(msg, "closed") {
 			t.Errorf("%s after Close: panic %q, want one saying it is closed", name, msg)
 		}
 	}

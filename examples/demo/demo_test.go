@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventsync/eventsync/internal/testutil"
 )
 
 // demoBin is the demo, built once for all the tests by TestMain.
@@ -27,9 +28,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	demoBin = filepath.Join(dir, "demo")
-	out, err := exec.Command("go", "build", "-o", demoBin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	if err := testutil.GoBuildTo(demoBin, "."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -50,17 +50,7 @@ func demo(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	t.Logf("demo %s:\n%s%s", strings.Join(args, " "), out.String(), errOut.String())
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		t.Fatalf("demo hung: %v", err)
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatal(err)
-	}
-	return out.String(), errOut.String(), code
+	return out.String(), errOut.String(), testutil.ExitStatus(ctx, t, "demo", err)
 }
 
 // The three line formats of the seed's C demo.

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,18 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// build builds the jobserver into a temporary directory.
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "jobserver")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+	"github.com/eventsync/eventsync/internal/testutil"
+)
 
 // jobserver runs the binary with args and returns its combined output and
 // exit status. The context only keeps a broken runner from hanging the
@@ -35,18 +25,7 @@ func jobserver(t *testing.T, bin string, args ...string) (string, int) {
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
 	t.Logf("jobserver %s:\n%s", strings.Join(args, " "), out)
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0
-	case ctx.Err() != nil:
-		t.Fatalf("jobserver hung: %v", err)
-	case errors.As(err, &ee):
-		return string(out), ee.ExitCode()
-	default:
-		t.Fatal(err)
-	}
-	return "", -1
+	return string(out), testutil.ExitStatus(ctx, t, "jobserver", err)
 }
 
 // job is a command that appends "start id" and "end id" to log around its
@@ -108,7 +87,7 @@ func replay(t *testing.T, log string) (maxRunning int, finished map[string]bool)
 
 func checkRun(t *testing.T, j int, cmds []string, ids []string, log string) {
 	t.Helper()
-	bin := build(t)
+	bin := testutil.GoBuild(t, ".")
 	out, code := jobserver(t, bin, append([]string{"-j", fmt.Sprint(j), "--"}, cmds...)...)
 	if code != 0 {
 		t.Fatalf("exit status %d, want 0", code)
@@ -156,7 +135,7 @@ func TestNested(t *testing.T) {
 }
 
 func TestFailure(t *testing.T) {
-	bin := build(t)
+	bin := testutil.GoBuild(t, ".")
 	out, code := jobserver(t, bin, "-j", "2", "--", "true", "echo failing; exit 3", "echo fine")
 	if code != 1 {
 		t.Errorf("exit status %d, want 1", code)
@@ -171,7 +150,7 @@ func TestFailure(t *testing.T) {
 
 // TestNestedFailure: a failing job of a client fails the client's command.
 func TestNestedFailure(t *testing.T) {
-	bin := build(t)
+	bin := testutil.GoBuild(t, ".")
 	out, code := jobserver(t, bin, "-j", "2", "--", clientCmd("true", "exit 5"), "true")
 	if code != 1 {
 		t.Errorf("exit status %d, want 1", code)
@@ -183,7 +162,7 @@ func TestNestedFailure(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "started")
-	bin := build(t)
+	bin := testutil.GoBuild(t, ".")
 	out, code := jobserver(t, bin, "-j", "1", "-timeout", "1s", "--", "sleep 60", "touch "+shq(marker))
 	if code != 124 {
 		t.Errorf("exit status %d, want 124 (timeout)", code)
@@ -199,7 +178,7 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestClientAlone(t *testing.T) {
-	bin := build(t)
+	bin := testutil.GoBuild(t, ".")
 	out, code := jobserver(t, bin, "client", "--", "true")
 	if code == 0 || !strings.Contains(out, "jobserver") {
 		t.Errorf("client without a runner: exit status %d, want an error", code)
@@ -213,7 +192,7 @@ func TestFile(t *testing.T) {
 	if err := os.WriteFile(list, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bin := build(t)
+	bin := testutil.GoBuild(t, ".")
 	if _, code := jobserver(t, bin, "-j", "2", "-f", list); code != 0 {
 		t.Fatalf("exit status %d, want 0", code)
 	}

@@ -2,24 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// build builds the workers command into a temporary directory.
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "workers")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+	"github.com/eventsync/eventsync/internal/testutil"
+)
 
 // workers runs the binary with args and returns its combined output and
 // exit status. The context only keeps a hung parent from hanging the test;
@@ -28,20 +17,9 @@ func workers(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, build(t), args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, testutil.GoBuild(t, "."), args...).CombinedOutput()
 	t.Logf("workers %s:\n%s", strings.Join(args, " "), out)
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0
-	case ctx.Err() != nil:
-		t.Fatalf("workers hung: %v", err)
-	case errors.As(err, &ee):
-		return string(out), ee.ExitCode()
-	default:
-		t.Fatal(err)
-	}
-	return "", -1
+	return string(out), testutil.ExitStatus(ctx, t, "workers", err)
 }
 
 func TestSum(t *testing.T) {

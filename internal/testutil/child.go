@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -92,4 +94,46 @@ func Say(format string, args ...any) {
 func WaitLine() (string, error) {
 	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 	return strings.TrimSpace(line), err
+}
+
+// Start starts cmd and closes, in this process, the files it hands the
+// child in cmd.ExtraFiles (the duplicates PassTo made, the child's end of a
+// socket pair): the child has its own copies now.
+func Start(t testing.TB, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+}
+
+// InheritedConn is, in a child, the Unix socket its parent passed as
+// descriptor 3 (the first of cmd.ExtraFiles, such as SocketPair's theirs).
+func InheritedConn() (*net.UnixConn, error) {
+	f := os.NewFile(3, "socket")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("descriptor 3 is a %T, not a Unix socket", c)
+	}
+	return uc, nil
+}
+
+// Kill kills each of cmds, started children, with SIGKILL and waits for
+// it; it fails the test unless the child was killed.
+func Kill(t testing.TB, cmds ...*exec.Cmd) {
+	t.Helper()
+	for _, cmd := range cmds {
+		cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("child exited with %v, want killed", err)
+		}
+	}
 }

@@ -6,6 +6,7 @@ package testutil
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,4 +97,27 @@ func Python(t testing.TB) string {
 		t.Fatalf("python3 is needed for the Python peer tests (.ci/run installs it): %v", err)
 	}
 	return p
+}
+
+// PanicMessage calls f and returns what it panicked with, formatted with
+// fmt.Sprint, or "" if it returned normally.
+func PanicMessage(f func()) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
+		}
+	}()
+	f()
+	return ""
+}
+
+// Value returns what value returns, failing the test on an error: pass a
+// primitive's Value method.
+func Value(t testing.TB, value func() (uint64, error)) uint64 {
+	t.Helper()
+	v, err := value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
