@@ -13,6 +13,29 @@ import (
 
 // Each benchmark runs beside its baselines in the same run: the raw
 // eventfd system calls (the floor) and golang.org/x/sync/semaphore.
+// impl=eventsync-shared is a Semaphore whose descriptor has been handed out
+// (here with File): its reads use preadv2(RWF_NOWAIT), so that no holder
+// can make them block by clearing O_NONBLOCK.
+
+// sems are the two ways a Semaphore is benchmarked.
+var sems = []struct {
+	name string
+	make func(*testing.B) *Semaphore
+}{
+	{"impl=eventsync", func(b *testing.B) *Semaphore { return newSem(b, 0) }},
+	{"impl=eventsync-shared", sharedSem},
+}
+
+// sharedSem returns a Semaphore whose descriptor another holder has seen.
+func sharedSem(b *testing.B) *Semaphore {
+	s := newSem(b, 0)
+	f, err := s.File()
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	return s
+}
 
 // rawEventfd is the floor's eventfd, in the mode a Semaphore uses.
 func rawEventfd(b *testing.B) int {
@@ -26,16 +49,18 @@ func BenchmarkReleaseAcquire(b *testing.B) {
 	b.Run("impl=raw-eventfd", func(b *testing.B) {
 		testutil.RawWriteRead(b, rawEventfd(b))
 	})
-	b.Run("impl=eventsync", func(b *testing.B) {
-		s := newSem(b, 0)
-		b.ReportAllocs()
-		for b.Loop() {
-			s.Release(1)
-			if err := s.Acquire(ctx, 1); err != nil {
-				b.Fatal(err)
+	for _, impl := range sems {
+		b.Run(impl.name, func(b *testing.B) {
+			s := impl.make(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Release(1)
+				if err := s.Acquire(ctx, 1); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 	b.Run("impl=x-sync", func(b *testing.B) {
 		s := xsem.NewWeighted(1)
 		if err := s.Acquire(ctx, 1); err != nil {
@@ -56,15 +81,17 @@ func BenchmarkTryAcquireFail(b *testing.B) {
 	b.Run("impl=raw-eventfd", func(b *testing.B) {
 		testutil.RawReadEmpty(b, rawEventfd(b))
 	})
-	b.Run("impl=eventsync", func(b *testing.B) {
-		s := newSem(b, 0)
-		b.ReportAllocs()
-		for b.Loop() {
-			if s.TryAcquire(1) {
-				b.Fatal("TryAcquire succeeded")
+	for _, impl := range sems {
+		b.Run(impl.name, func(b *testing.B) {
+			s := impl.make(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				if s.TryAcquire(1) {
+					b.Fatal("TryAcquire succeeded")
+				}
 			}
-		}
-	})
+		})
+	}
 	b.Run("impl=x-sync", func(b *testing.B) {
 		s := xsem.NewWeighted(1)
 		s.TryAcquire(1)

@@ -13,6 +13,25 @@ import (
 // eventfd system calls (the floor) and a buffered channel. Compare them
 // with benchstat -col /impl.
 
+// impl=eventsync-shared is a Signal whose descriptor has been handed out
+// (here with File): its reads use preadv2(RWF_NOWAIT), so that no holder
+// can make them block by clearing O_NONBLOCK.
+var sigs = []struct {
+	name string
+	make func(*testing.B) *Signal
+}{
+	{"impl=eventsync", func(b *testing.B) *Signal { return newSig(b) }},
+	{"impl=eventsync-shared", func(b *testing.B) *Signal {
+		s := newSig(b)
+		f, err := s.File()
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		return s
+	}},
+}
+
 // rawEventfd is the floor's eventfd, in the mode a Signal uses.
 func rawEventfd(b *testing.B) int {
 	return testutil.Eventfd(b, 0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
@@ -24,16 +43,18 @@ func BenchmarkNotifyTryWait(b *testing.B) {
 	b.Run("impl=raw-eventfd", func(b *testing.B) {
 		testutil.RawWriteRead(b, rawEventfd(b))
 	})
-	b.Run("impl=eventsync", func(b *testing.B) {
-		s := newSig(b)
-		b.ReportAllocs()
-		for b.Loop() {
-			s.Notify()
-			if v, ok := s.TryWait(); !ok || v != 1 {
-				b.Fatalf("TryWait = %d, %v", v, ok)
+	for _, impl := range sigs {
+		b.Run(impl.name, func(b *testing.B) {
+			s := impl.make(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Notify()
+				if v, ok := s.TryWait(); !ok || v != 1 {
+					b.Fatalf("TryWait = %d, %v", v, ok)
+				}
 			}
-		}
-	})
+		})
+	}
 	b.Run("impl=channel", func(b *testing.B) {
 		ch := make(chan struct{}, 1)
 		b.ReportAllocs()
@@ -53,15 +74,17 @@ func BenchmarkTryWaitEmpty(b *testing.B) {
 	b.Run("impl=raw-eventfd", func(b *testing.B) {
 		testutil.RawReadEmpty(b, rawEventfd(b))
 	})
-	b.Run("impl=eventsync", func(b *testing.B) {
-		s := newSig(b)
-		b.ReportAllocs()
-		for b.Loop() {
-			if v, ok := s.TryWait(); ok {
-				b.Fatalf("TryWait = %d, true", v)
+	for _, impl := range sigs {
+		b.Run(impl.name, func(b *testing.B) {
+			s := impl.make(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				if v, ok := s.TryWait(); ok {
+					b.Fatalf("TryWait = %d, true", v)
+				}
 			}
-		}
-	})
+		})
+	}
 	b.Run("impl=channel", func(b *testing.B) {
 		ch := make(chan struct{}, 1)
 		b.ReportAllocs()

@@ -196,7 +196,7 @@ func PassTo(cmd *exec.Cmd, name string, kind Kind, fds []*FD) error {
 	files := make([]*os.File, 0, len(fds))
 	e := entry{name: name, kind: kind.Name}
 	for i, fd := range fds {
-		dup, err := fd.dup()
+		dup, err := fd.export()
 		if err != nil {
 			for _, f := range files {
 				f.Close()
@@ -301,7 +301,7 @@ func Inherited(name string, kind Kind) ([]*FD, error) {
 	}
 	fds := make([]*FD, len(e.fds))
 	for j, fd := range e.fds {
-		fds[j], _ = newFD(fd, kind.Modes[j])
+		fds[j] = newFD(fd, kind.Modes[j], true)
 	}
 	if taken.names == nil {
 		taken.names = make(map[string]bool)
@@ -346,7 +346,7 @@ func Send(conn *net.UnixConn, kind Kind, fds []*FD) error {
 		}
 	}()
 	for _, fd := range fds {
-		dup, err := fd.dup()
+		dup, err := fd.export()
 		if err != nil {
 			return err
 		}
@@ -409,7 +409,7 @@ func Receive(conn *net.UnixConn, kind Kind) ([]*FD, error) {
 	}
 	fds := make([]*FD, len(nums))
 	for j, fd := range nums {
-		fds[j], _ = newFD(fd, kind.Modes[j])
+		fds[j] = newFD(fd, kind.Modes[j], true)
 	}
 	return fds, nil
 }

@@ -90,17 +90,25 @@ const (
 	offHi = uintptr(uint64(math.MaxUint64) >> (bits.UintSize - 1) >> 1)
 )
 
-// sysRead reads the counter with RWF_NOWAIT, which fails with EAGAIN on an
-// empty eventfd even when another process has cleared O_NONBLOCK on the
-// shared file description: no peer can make this read block a thread.
-// Because it cannot block, it is made as a raw system call, without telling
-// the scheduler, which saves what the vector argument costs over read(2).
-func sysRead(fd int) (uint64, error) {
+// sysRead reads the counter without blocking. Both ways cannot block, so
+// both are made as raw system calls, without telling the scheduler.
+//
+// A shared descriptor is read with preadv2(RWF_NOWAIT), which fails with
+// EAGAIN on an empty eventfd even when another process has cleared
+// O_NONBLOCK on the shared file description: no peer can make this read
+// block a thread. A private one, whose O_NONBLOCK only this package sets, is
+// read with read(2), which the kernel serves faster.
+func sysRead(fd int, shared bool) (uint64, error) {
 	var v uint64
 	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&v))}
 	iov.SetLen(8)
 	for {
-		_, _, e := unix.RawSyscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, offLo, offHi, unix.RWF_NOWAIT)
+		var e unix.Errno
+		if shared {
+			_, _, e = unix.RawSyscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, offLo, offHi, unix.RWF_NOWAIT)
+		} else {
+			_, _, e = unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&v)), 8)
+		}
 		switch e {
 		case 0:
 			return v, nil
@@ -109,7 +117,7 @@ func sysRead(fd int) (uint64, error) {
 		case unix.EINTR:
 			continue
 		}
-		return 0, os.NewSyscallError("preadv2", e)
+		return 0, os.NewSyscallError("read", e)
 	}
 }
 

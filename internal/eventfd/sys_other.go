@@ -12,7 +12,7 @@ var errUnsupported = fmt.Errorf("eventfd is Linux-only, not available on %s: %w"
 
 func sysCreate(uint64, Mode) (int, error) { return -1, errUnsupported }
 func sysAdopt(int, Mode) (int, error)     { return -1, errUnsupported }
-func sysRead(int) (uint64, error)         { return 0, errUnsupported }
+func sysRead(int, bool) (uint64, error)   { return 0, errUnsupported }
 func sysWrite(int, uint64) error          { return errUnsupported }
 func sysPending(int) (bool, error)        { return false, errUnsupported }
 func sysCount(int) (uint64, error)        { return 0, errUnsupported }
