@@ -24,7 +24,7 @@ import (
 // The descriptor is not registered with the netpoller: while it is, every
 // write wakes the thread sleeping in epoll_wait, which costs about half
 // as much again as the write itself, whether or not anybody waits. A Queue
-// registers a duplicate only while it has waiters (see Watch).
+// registers a duplicate only while it has waiters.
 type FD struct {
 	// mu is held for reading around every system call that names sysfd, and
 	// for writing by Close. Descriptor numbers are reused as soon as they are
