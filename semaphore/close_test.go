@@ -6,9 +6,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/eventsync/eventsync/internal/testutil"
 )
 
 // Close racing blocked and arriving Acquires, and Releases: every permit is
@@ -117,5 +120,18 @@ func TestCloseNeverTouchesReusedNumber(t *testing.T) {
 		if n != 0 {
 			t.Fatalf("%d bytes written to a pipe that reused descriptor %d after Close", n, num)
 		}
+	}
+}
+
+// Posting nothing on a closed Semaphore is still posting on a closed
+// Semaphore.
+func TestReleaseZeroAfterClose(t *testing.T) {
+	s, err := New(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if msg := testutil.PanicMessage(func() { s.Release(0) }); !strings.Contains(msg, "closed") {
+		t.Fatalf("Release(0) after Close: panic %q, want one saying it is closed", msg)
 	}
 }

@@ -136,6 +136,8 @@ func (s *Semaphore) giveBack(n uint64) {
 //
 // A request larger than the permits that can ever be free waits until its
 // context is done, holding up the requests of this process queued behind it.
+// Taking n permits is n system calls, made in one go once n are free: for a
+// very large n neither its context nor Close interrupts them.
 func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	if n < 0 {
 		panic("semaphore: Acquire with negative n")
@@ -189,7 +191,9 @@ func (s *Semaphore) TryAcquire(n int64) bool {
 
 // Release gives back n permits, waking waiters in any process. It panics if
 // n < 0, if the Semaphore is closed, or if the counter would pass
-// 0xfffffffffffffffe, the most an eventfd holds. Unlike x/sync, Release
+// 0xfffffffffffffffe, the most an eventfd holds; it never blocks, unless a
+// process holding the descriptor has cleared O_NONBLOCK on it and the counter
+// is full (see the README's limits). Unlike x/sync, Release
 // cannot tell permits that were never acquired from permits that were: the
 // counter simply grows.
 func (s *Semaphore) Release(n int64) {
@@ -197,6 +201,9 @@ func (s *Semaphore) Release(n int64) {
 		panic("semaphore: Release with negative n")
 	}
 	if n == 0 {
+		if s.fd.Closed() {
+			panic("semaphore: Release on closed Semaphore")
+		}
 		return
 	}
 	switch err := s.fd.Write(uint64(n)); err {

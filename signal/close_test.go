@@ -6,9 +6,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/eventsync/eventsync/internal/testutil"
 )
 
 // Close racing blocked Waits and notifications: every notification is
@@ -68,5 +71,17 @@ func TestCloseConserves(t *testing.T) {
 			t.Fatalf("round %d: %d waited + %d pending = %d, want the %d notified", round, got.Load(), left, sum, notified)
 		}
 		other.Close()
+	}
+}
+
+// Posting nothing on a closed Signal is still posting on a closed Signal.
+func TestNotifyZeroAfterClose(t *testing.T) {
+	s, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if msg := testutil.PanicMessage(func() { s.NotifyN(0) }); !strings.Contains(msg, "closed") {
+		t.Fatalf("NotifyN(0) after Close: panic %q, want one saying it is closed", msg)
 	}
 }

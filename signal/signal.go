@@ -116,9 +116,14 @@ func (s *Signal) Notify() { s.NotifyN(1) }
 
 // NotifyN adds n notifications. It never blocks: a count that would pass
 // 0xfffffffffffffffe, the most an eventfd holds, stays at that limit (it is
-// pending either way). NotifyN(0) does nothing. It panics if s is closed.
+// pending either way) — unless a process holding the descriptor has cleared
+// O_NONBLOCK on it (see the README's limits). NotifyN(0) adds nothing. It
+// panics if s is closed.
 func (s *Signal) NotifyN(n uint64) {
 	if n == 0 {
+		if s.fd.Closed() {
+			panic("signal: Notify on closed Signal")
+		}
 		return
 	}
 	err := s.fd.Write(n)

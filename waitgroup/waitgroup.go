@@ -44,6 +44,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/eventsync/eventsync/internal/eventfd"
 )
@@ -56,6 +57,12 @@ import (
 // returned; a counter made negative panics, in the process that made it so,
 // and leaves the counter as it was.
 type WaitGroup struct {
+	// mu is held for reading by each Add, which is several system calls on
+	// several descriptors, and for writing by Close: an Add that brings the
+	// counter to zero always gets to wake the waiters.
+	mu     sync.RWMutex
+	closed bool
+
 	count   *eventfd.FD // the counter, semaphore mode
 	zero    *eventfd.FD // written when the counter reaches zero while somebody waits
 	waiting *eventfd.FD // goroutines waiting, in every process; semaphore mode
@@ -111,6 +118,11 @@ func (wg *WaitGroup) serve(w *eventfd.Waiter) bool {
 // negative, Add panics and leaves it unchanged; it also panics if wg is
 // closed.
 func (wg *WaitGroup) Add(delta int) {
+	wg.mu.RLock()
+	defer wg.mu.RUnlock()
+	if wg.closed {
+		panic("waitgroup: Add on closed WaitGroup")
+	}
 	switch {
 	case delta > 0:
 		switch err := wg.count.Write(uint64(delta)); err {
@@ -222,6 +234,13 @@ func (wg *WaitGroup) Value() (uint64, error) {
 // calls; Add and Done panic. Other processes are not affected. Close returns
 // an error wrapping os.ErrClosed if wg is already closed.
 func (wg *WaitGroup) Close() error {
+	wg.mu.Lock()
+	closed := wg.closed
+	wg.closed = true
+	wg.mu.Unlock()
+	if closed {
+		return fmt.Errorf("waitgroup: Close: %w", os.ErrClosed)
+	}
 	if err := wg.q.Close(); err != nil {
 		return fmt.Errorf("waitgroup: Close: %w", err)
 	}

@@ -204,7 +204,7 @@ func TestClose(t *testing.T) {
 	if err := wg.WaitContext(context.Background()); !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("WaitContext after Close = %v", err)
 	}
-	for name, f := range map[string]func(){"Add": func() { wg.Add(1) }, "Done": wg.Done} {
+	for name, f := range map[string]func(){"Add": func() { wg.Add(1) }, "Add(0)": func() { wg.Add(0) }, "Done": wg.Done} {
 		if msg := testutil.PanicMessage(f); !strings.Contains(msg, "closed") {
 			t.Errorf("%s after Close: panic %q, want one saying it is closed", name, msg)
 		}

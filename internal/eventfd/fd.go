@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // FD is one eventfd, shared by the goroutines of this process.
@@ -221,23 +222,39 @@ func (fd *FD) Dup() (*os.File, error) {
 // export returns a duplicate for another holder, and from then on reads
 // with RWF_NOWAIT (see FD).
 func (fd *FD) export() (int, error) {
+	// Under the write lock, so that no read(2) chosen before the switch is
+	// still under way when another holder can clear O_NONBLOCK.
+	fd.mu.Lock()
 	fd.shared.Store(true)
+	fd.mu.Unlock()
 	return fd.dup()
 }
 
 // pollable returns a duplicate for the netpoller. A peer may have cleared
 // O_NONBLOCK on the shared description, and os.NewFile registers only a
-// non-blocking descriptor, so the flag is set again first.
+// non-blocking descriptor, so the flag is set again first; if a peer clears
+// it again in between, the file is not registered (it takes no deadline)
+// and the duplicate is made anew.
 func (fd *FD) pollable() (*os.File, error) {
-	dup, err := fd.dup()
-	if err != nil {
-		return nil, err
+	for try := 0; ; try++ {
+		dup, err := fd.dup()
+		if err != nil {
+			return nil, err
+		}
+		if err := sysSetNonblock(dup); err != nil {
+			sysClose(dup)
+			return nil, err
+		}
+		f := os.NewFile(uintptr(dup), "eventfd")
+		err = f.SetReadDeadline(time.Time{})
+		if err == nil {
+			return f, nil
+		}
+		f.Close()
+		if try == 2 {
+			return nil, fmt.Errorf("registering with the netpoller: %w", err)
+		}
 	}
-	if err := sysSetNonblock(dup); err != nil {
-		sysClose(dup)
-		return nil, err
-	}
-	return os.NewFile(uintptr(dup), "eventfd"), nil
 }
 
 func (fd *FD) dup() (int, error) {
