@@ -22,6 +22,12 @@ var (
 	ErrMalformed = eventfd.ErrMalformed
 	// ErrTaken means Inherited was already called for that name.
 	ErrTaken = eventfd.ErrTaken
+	// ErrNotEventfd means a descriptor named as part of the WaitGroup is not
+	// an eventfd.
+	ErrNotEventfd = eventfd.ErrNotEventfd
+	// ErrWrongMode means one of the WaitGroup's eventfds is in the wrong
+	// mode.
+	ErrWrongMode = eventfd.ErrWrongMode
 )
 
 // PassTo makes wg available, under name, to the process that cmd will start:
