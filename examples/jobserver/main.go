@@ -36,9 +36,8 @@
 //
 // On -timeout (or Ctrl-C) running commands are killed, with their whole
 // process group, and waiting ones are not started. A summary lists every
-// command, its status and duration, the most commands this runner had
-// running at once, and the peak of permits in use, sampled from the
-// semaphore's Value (so nested jobs count too). Exit status: 0 when every
+// command, its status and duration, and the most commands this runner had
+// running at once. Exit status: 0 when every
 // command succeeded, 1 when one failed, 2 for bad usage, 124 on timeout, 130
 // when interrupted.
 package main
@@ -145,7 +144,6 @@ func runner(args []string) int {
 	}
 
 	begin := time.Now()
-	peak := samplePeak(sem, uint64(*j))
 	results := make([]result, len(cmds))
 	var running, maxRunning atomic.Int64
 	var wg sync.WaitGroup
@@ -164,11 +162,9 @@ func runner(args []string) int {
 		})
 	}
 	wg.Wait()
-	peakInUse := peak()
 
 	code = summary(os.Stdout, "jobserver", results, time.Since(begin))
-	fmt.Printf("jobserver: at most %d of %d commands of this runner at once; peak permits in use %d of %d (sampled, nested jobs included)\n",
-		maxRunning.Load(), *j, peakInUse, *j)
+	fmt.Printf("jobserver: at most %d of %d commands of this runner at once\n", maxRunning.Load(), *j)
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		fmt.Printf("jobserver: timed out after %v\n", *timeout)
@@ -275,30 +271,6 @@ func run(ctx context.Context, sem *semaphore.Semaphore, c string, newGroup bool)
 	}
 	err = cmd.Wait()
 	return result{cmd: c, started: true, err: err, killed: err != nil && ctx.Err() != nil, dur: time.Since(begin)}
-}
-
-// samplePeak samples the permits in use (n - Value) until the returned
-// function is called, which returns the peak. It is an observation for the
-// summary, not a guarantee: the semaphore is what enforces the limit.
-func samplePeak(sem *semaphore.Semaphore, n uint64) (stop func() uint64) {
-	var peak uint64
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if v, err := sem.Value(); err == nil && v <= n {
-				peak = max(peak, n-v)
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() uint64 { close(done); <-stopped; return peak }
 }
 
 // parse parses flags and collects the commands: the arguments, then the
