@@ -9,5 +9,5 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testutil.Main(m, nil)
+	testutil.Main(m, childRoles)
 }
