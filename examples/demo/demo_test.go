@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/eventsync/eventsync/internal/testutil"
+	"go.uber.org/goleak"
 )
 
 // demoBin is the demo, built once for all the tests by TestMain.
@@ -35,6 +36,12 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
