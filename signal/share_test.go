@@ -18,7 +18,7 @@ import (
 // childRoles are what this test binary does when a test runs it again as a
 // child process.
 var childRoles = map[string]func(args []string) error{
-	// writer NAME N...: the seed's child: notifies each N in turn.
+	// writer NAME N...: the man page demo's child: notifies each N in turn.
 	"writer": func(args []string) error {
 		s, err := Inherited(args[0])
 		if err != nil {
@@ -67,7 +67,7 @@ var childRoles = map[string]func(args []string) error{
 	},
 }
 
-// The seed's write loop in a child, with the parent's coalesced Waits: what
+// The man page demo's write loop in a child, with the parent's coalesced Waits: what
 // they return sums to what was written, whatever the interleaving.
 func TestWriterChild(t *testing.T) {
 	s := newSig(t)

@@ -108,7 +108,7 @@ func adopt(t *testing.T, init uint, flags int, name string) (efd int, s *Signal)
 	return efd, s
 }
 
-// The seed's "Parent read 7": notifications add up, one Wait takes the sum.
+// The man page demo's "Parent read 7": notifications add up, one Wait takes the sum.
 func TestCoalescing(t *testing.T) {
 	s := newSig(t)
 	if v, ok := s.TryWait(); ok {

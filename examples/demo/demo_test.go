@@ -60,7 +60,7 @@ func demo(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), testutil.ExitStatus(ctx, t, "demo", err)
 }
 
-// The three line formats of the seed's C demo.
+// The three line formats of the man page's C demo.
 var (
 	childWrite = regexp.MustCompile(`^Child writing ([0-9]+) to efd$`)
 	parentRead = regexp.MustCompile(`^Parent read ([0-9]+) \(0x([0-9a-f]+)\) from efd$`)
@@ -74,7 +74,7 @@ type transcript struct {
 	completed int      // "Child completed write loop" lines
 }
 
-// parse checks every line against the seed's formats, and that the child
+// parse checks every line against the C demo's formats, and that the child
 // says it completed only after its last write.
 func parse(t *testing.T, out string) transcript {
 	t.Helper()
@@ -99,7 +99,7 @@ func parse(t *testing.T, out string) transcript {
 			tr.completed++
 			continue
 		}
-		t.Errorf("line %q is none of the seed's formats", line)
+		t.Errorf("line %q is none of the C demo's formats", line)
 	}
 	return tr
 }
