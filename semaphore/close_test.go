@@ -84,7 +84,7 @@ func TestCloseNeverTouchesReusedNumber(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		num := s.fd.Sysfd()
+		num := s.fd().Sysfd()
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		for range 4 {

@@ -2,10 +2,9 @@
 // Linux eventfd, so that goroutines of one process and of many processes can
 // share it.
 //
-// A Semaphore has the method set of golang.org/x/sync/semaphore.Weighted:
-// code switches by changing one constructor call. Waiting is done by the Go
-// runtime's netpoller, so a blocked Acquire holds no OS thread, and it honours
-// its context.
+// A Semaphore has the method set of golang.org/x/sync/semaphore.Weighted.
+// Waiting is done by the Go runtime's netpoller, so a blocked Acquire holds
+// no OS thread, and it honours its context.
 //
 // The permits are the counter of an eventfd in semaphore mode
 // (EFD_SEMAPHORE): one read(2) takes one permit, one write(2) of n gives back
@@ -14,30 +13,36 @@
 //
 // # Sharing with other processes
 //
-// PassTo hands a Semaphore to a child started with os/exec, which takes it with
-// Inherited; Send and Receive hand it to an unrelated process over a Unix
-// socket. A child learns what it inherits from the EVENTSYNC_FDS
-// environment variable: a space-separated list of name:kind:fd[,fd...]
-// entries, where kind is "semaphore", "signal" or "waitgroup" and the fds
-// are its descriptor numbers, for example
+// PassTo hands a Semaphore to a child started with os/exec, which takes it
+// with Inherited; Send and Receive hand it to an unrelated process over a
+// Unix socket. File and FromFile trade the bare eventfd with programs in
+// other languages. The formats, for those programs, are in the README's
+// "Sharing with other processes" section.
 //
-//	EVENTSYNC_FDS=jobs:semaphore:3 done:waitgroup:4,5,6
+// # Switching from golang.org/x/sync/semaphore
 //
-// A program in another language finds its descriptor there. Descriptors are
-// close-on-exec everywhere but in the child they are passed to, and
-// non-blocking: such a program must poll(2) before it reads.
+// Change the import path: Weighted and NewWeighted are this package's
+// Semaphore and a constructor that panics where New returns an error (at the
+// descriptor limit). Everything else behaves as x/sync documents it, with
+// the differences stated on each method.
 package semaphore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"unsafe"
 
 	"github.com/eventsync/eventsync/internal/eventfd"
+	"github.com/eventsync/eventsync/internal/race"
+	"github.com/eventsync/eventsync/internal/share"
+	"github.com/eventsync/eventsync/internal/waitq"
 )
 
-// Errors returned when adopting a descriptor with FromFile. They are the same
-// values in every eventsync package.
+// Errors returned when adopting a descriptor with FromFile, Inherited or
+// Receive. They are the same values in every eventsync package.
 var (
 	// ErrNotEventfd means the descriptor is not an eventfd.
 	ErrNotEventfd = eventfd.ErrNotEventfd
@@ -46,7 +51,8 @@ var (
 )
 
 // A Semaphore bounds concurrent access to a resource, across goroutines and
-// across processes.
+// across processes. Make one with New, NewWeighted, FromFile, Inherited or
+// Receive; the zero value is not usable, and its methods panic saying so.
 //
 // In this process, goroutines that must wait are served in the order they
 // arrived, as with x/sync: a large request at the front is not starved by
@@ -60,13 +66,49 @@ var (
 // each other, nor a small request whose holder would release what they
 // need. Taking n permits costs n system calls.
 //
+// A Release synchronizes before the Acquire or TryAcquire that it serves,
+// in the sense of the Go memory model, as with x/sync.
+//
 // Permits are not tied to the process that holds them: eventfd has no
 // SEM_UNDO, so permits held by a process that dies are lost to everyone.
 // Release them before exiting, and size the semaphore for crashes you expect.
+//
+// A Semaphore that becomes unreachable closes its descriptor; Close does it
+// at once.
 type Semaphore struct {
-	fd *eventfd.FD
-	q  *eventfd.Queue
+	permits *permits
+	q       *waitq.Queue
+	cleanup runtime.Cleanup
 }
+
+// kind describes a Semaphore to the sharing protocols. Its ID is part of the
+// wire format.
+var kind = share.Kind{Name: "semaphore", ID: 1, Modes: []eventfd.Mode{eventfd.Semaphore}}
+
+// permits is the eventfd, and how its waiters are served. It is also the
+// address at which the race detector is told of Release's edges.
+type permits struct {
+	fd *eventfd.FD
+}
+
+func (p *permits) Take(want uint64, stop func() bool) (uint64, error) {
+	ok, err := p.fd.Take(want, stop)
+	if !ok {
+		return 0, err
+	}
+	return want, nil
+}
+
+func (p *permits) GiveBack(n uint64) {
+	if n > 0 {
+		// Cannot overflow: these permits were in the counter a moment ago.
+		_ = p.fd.Write(n)
+	}
+}
+
+func (p *permits) Pending() (bool, error) { return p.fd.Pending() }
+
+func (p *permits) race() unsafe.Pointer { return unsafe.Pointer(p) }
 
 // New returns a Semaphore with n free permits, in a new eventfd that is
 // close-on-exec and non-blocking. n may exceed 2^32-1. New returns an error
@@ -102,28 +144,26 @@ func FromFile(f *os.File) (*Semaphore, error) {
 }
 
 func newSemaphore(fd *eventfd.FD) *Semaphore {
-	s := &Semaphore{fd: fd}
-	s.q = eventfd.NewQueue(fd, s.serve, s.giveBack)
+	p := &permits{fd: fd}
+	s := &Semaphore{permits: p, q: waitq.New(fd, p)}
+	s.cleanup = runtime.AddCleanup(s, closeAll, s.q)
 	return s
 }
 
-func (s *Semaphore) serve(w *eventfd.Waiter) bool {
-	ok, err := s.fd.Take(w.Want)
-	switch {
-	case err != nil:
-		w.Err = err
-		return true
-	case ok:
-		w.Got = w.Want
+// closeAll gives the descriptor back when a Semaphore is collected
+// unclosed. Nobody can be waiting on it then.
+func closeAll(q *waitq.Queue) {
+	if q.Close() == nil {
+		q.FD().Close()
 	}
-	return ok
 }
 
-func (s *Semaphore) giveBack(n uint64) {
-	if n > 0 {
-		// Cannot overflow: these permits were in the counter a moment ago.
-		_ = s.fd.Write(n)
+// fd returns s's eventfd, or panics if s was not made by a constructor.
+func (s *Semaphore) fd() *eventfd.FD {
+	if s == nil || s.permits == nil {
+		panic("semaphore: use of a Semaphore not made by New, NewWeighted, FromFile, Inherited or Receive")
 	}
+	return s.permits.fd
 }
 
 // Acquire takes n permits, blocking until they are free, ctx is done, or
@@ -136,12 +176,14 @@ func (s *Semaphore) giveBack(n uint64) {
 //
 // A request larger than the permits that can ever be free waits until its
 // context is done, holding up the requests of this process queued behind it.
-// Taking n permits is n system calls, made in one go once n are free: for a
-// very large n neither its context nor Close interrupts them.
+// Taking n permits is n system calls, made once n are free; a very large
+// take stops between chunks of reads, giving back what it took, when ctx is
+// done or s is closed.
 func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	if n < 0 {
 		panic("semaphore: Acquire with negative n")
 	}
+	fd := s.fd()
 	done := ctx.Done()
 	select {
 	case <-done:
@@ -149,26 +191,30 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	default:
 	}
 	if n == 0 {
-		if s.fd.Closed() {
+		if fd.Closed() {
 			return errClosed("Acquire")
 		}
 		return nil
 	}
 	if !s.q.Busy() {
-		ok, err := s.fd.Take(uint64(n))
-		if err != nil {
-			return fmt.Errorf("semaphore: Acquire: %w", err)
-		}
-		if ok {
+		ok, err := fd.Take(uint64(n), func() bool { return ctx.Err() != nil })
+		switch {
+		case ok:
+			race.Acquire(s.permits.race())
 			return nil
+		case errors.Is(err, eventfd.ErrInterrupted):
+			return ctx.Err()
+		case err != nil:
+			return opError("Acquire", err)
 		}
 	}
 	if _, err := s.q.Wait(ctx, uint64(n)); err != nil {
 		if err == ctx.Err() {
 			return err
 		}
-		return fmt.Errorf("semaphore: Acquire: %w", err)
+		return opError("Acquire", err)
 	}
+	race.Acquire(s.permits.race())
 	return nil
 }
 
@@ -179,14 +225,19 @@ func (s *Semaphore) TryAcquire(n int64) bool {
 	if n < 0 {
 		panic("semaphore: TryAcquire with negative n")
 	}
+	fd := s.fd()
 	if n == 0 {
-		return !s.fd.Closed()
+		return !fd.Closed()
 	}
 	if s.q.Busy() {
 		return false
 	}
-	ok, err := s.fd.Take(uint64(n))
-	return ok && err == nil
+	ok, err := fd.Take(uint64(n), nil)
+	if ok && err == nil {
+		race.Acquire(s.permits.race())
+		return true
+	}
+	return false
 }
 
 // Release gives back n permits, waking waiters in any process. It panics if
@@ -200,13 +251,15 @@ func (s *Semaphore) Release(n int64) {
 	if n < 0 {
 		panic("semaphore: Release with negative n")
 	}
+	fd := s.fd()
 	if n == 0 {
-		if s.fd.Closed() {
+		if fd.Closed() {
 			panic("semaphore: Release on closed Semaphore")
 		}
 		return
 	}
-	switch err := s.fd.Write(uint64(n)); err {
+	race.ReleaseMerge(s.permits.race())
+	switch err := fd.Write(uint64(n)); err {
 	case nil:
 	case os.ErrClosed:
 		panic("semaphore: Release on closed Semaphore")
@@ -220,9 +273,9 @@ func (s *Semaphore) Release(n int64) {
 // Value reports the permits free now, as the kernel reports them in
 // /proc/self/fdinfo. Other processes may change it at any moment.
 func (s *Semaphore) Value() (uint64, error) {
-	v, err := s.fd.Value()
+	v, err := s.fd().Value()
 	if err != nil {
-		return 0, fmt.Errorf("semaphore: Value: %w", err)
+		return 0, opError("Value", err)
 	}
 	return v, nil
 }
@@ -232,9 +285,9 @@ func (s *Semaphore) Value() (uint64, error) {
 // affect s. It is close-on-exec: to hand it to a child, pass it in
 // exec.Cmd.ExtraFiles.
 func (s *Semaphore) File() (*os.File, error) {
-	f, err := s.fd.Dup()
+	f, err := s.fd().Dup()
 	if err != nil {
-		return nil, fmt.Errorf("semaphore: File: %w", err)
+		return nil, opError("File", err)
 	}
 	return f, nil
 }
@@ -244,12 +297,26 @@ func (s *Semaphore) File() (*os.File, error) {
 // processes holding the eventfd are not affected. Close returns an error
 // wrapping os.ErrClosed if s is already closed.
 func (s *Semaphore) Close() error {
+	fd := s.fd()
 	if err := s.q.Close(); err != nil {
-		return fmt.Errorf("semaphore: Close: %w", err)
+		return errClosed("Close")
+	}
+	s.cleanup.Stop()
+	if err := fd.Close(); err != nil {
+		return opError("Close", err)
 	}
 	return nil
 }
 
 func errClosed(op string) error {
-	return fmt.Errorf("semaphore: %s: %w", op, os.ErrClosed)
+	return fmt.Errorf("semaphore: %s: %w", op, eventfd.Closed("Semaphore"))
+}
+
+// opError names the operation that failed, and says "use of closed
+// Semaphore" for a descriptor closed under it.
+func opError(op string, err error) error {
+	if errors.Is(err, os.ErrClosed) {
+		return errClosed(op)
+	}
+	return fmt.Errorf("semaphore: %s: %w", op, err)
 }

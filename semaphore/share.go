@@ -1,11 +1,10 @@
 package semaphore
 
 import (
-	"fmt"
-	"net"
 	"os/exec"
+	"syscall"
 
-	"github.com/eventsync/eventsync/internal/eventfd"
+	"github.com/eventsync/eventsync/internal/share"
 )
 
 // Errors of Inherited and Receive. They are the same values in every
@@ -13,67 +12,60 @@ import (
 var (
 	// ErrNotInherited means no primitive of that name was passed to this
 	// process.
-	ErrNotInherited = eventfd.ErrNotInherited
+	ErrNotInherited = share.ErrNotInherited
 	// ErrWrongKind means the primitive passed under that name, or received,
 	// is not a Semaphore.
-	ErrWrongKind = eventfd.ErrWrongKind
+	ErrWrongKind = share.ErrWrongKind
 	// ErrMalformed means the environment entry or the message was not
 	// written by PassTo or Send.
-	ErrMalformed = eventfd.ErrMalformed
+	ErrMalformed = share.ErrMalformed
 	// ErrTaken means Inherited was already called for that name.
-	ErrTaken = eventfd.ErrTaken
+	ErrTaken = share.ErrTaken
 )
 
 // PassTo makes s available, under name, to the process that cmd will start:
 // there, Inherited(name) returns a Semaphore on the same permits. Call it
 // before cmd.Start; it may be called for several primitives on one command,
-// and for one primitive on several commands.
+// and for one primitive on several commands. name is 1 to 255 ASCII letters,
+// digits, '_', '-' or '.'.
 //
-// PassTo appends a duplicate descriptor to cmd.ExtraFiles and describes it in
-// cmd.Env, starting from os.Environ() if cmd.Env is nil (the format, in the
-// EVENTSYNC_FDS variable, is documented in the README so that other languages
-// can read it). The descriptor is close-on-exec everywhere else: a child
-// sees only what is passed to it. The duplicate stays open in this process
-// until cmd is garbage collected; close the files in cmd.ExtraFiles after
-// cmd.Start to release it at once. name is 1 to 255 ASCII letters, digits,
-// '_', '-' or '.'.
+// PassTo appends a duplicate descriptor to cmd.ExtraFiles and names it in
+// cmd.Env, starting from os.Environ() if cmd.Env is nil. The duplicate stays
+// open in this process until cmd is garbage collected; close the files in
+// cmd.ExtraFiles after cmd.Start to release it at once.
 func (s *Semaphore) PassTo(cmd *exec.Cmd, name string) error {
-	if err := eventfd.PassTo(cmd, name, eventfd.KindSemaphore, []*eventfd.FD{s.fd}); err != nil {
-		return fmt.Errorf("semaphore: PassTo: %w", err)
-	}
-	return nil
+	return share.PassTo(cmd, name, kind, s.fd())
 }
 
 // Inherited returns the Semaphore that the parent passed under name with
-// PassTo. It checks what the environment claims — that the name was passed,
-// as a Semaphore, on an open eventfd in semaphore mode — and fails with an
-// error wrapping ErrNotInherited, ErrWrongKind, ErrMalformed, os.ErrClosed,
-// ErrNotEventfd or ErrWrongMode otherwise, or ErrTaken if it was already
-// called for name. The descriptor is made close-on-exec again.
+// PassTo. It checks what the environment claimed when this process started —
+// that the name was passed, as a Semaphore, on an eventfd in semaphore mode
+// that was open then — and fails with an error wrapping ErrNotInherited,
+// ErrWrongKind, ErrMalformed, os.ErrClosed, ErrNotEventfd or ErrWrongMode
+// otherwise, or ErrTaken if it was already called for name. The descriptor
+// is made close-on-exec again.
 func Inherited(name string) (*Semaphore, error) {
-	fds, err := eventfd.Inherited(name, eventfd.KindSemaphore)
+	fds, err := share.Inherited(name, kind)
 	if err != nil {
-		return nil, fmt.Errorf("semaphore: Inherited: %w", err)
+		return nil, err
 	}
 	return newSemaphore(fds[0]), nil
 }
 
-// Send passes s over conn, with SCM_RIGHTS, to a process that calls Receive.
-func (s *Semaphore) Send(conn *net.UnixConn) error {
-	if err := eventfd.Send(conn, eventfd.KindSemaphore, []*eventfd.FD{s.fd}); err != nil {
-		return fmt.Errorf("semaphore: Send: %w", err)
-	}
-	return nil
+// Send passes s over conn, a Unix socket such as a *net.UnixConn, with
+// SCM_RIGHTS, to a process that calls Receive.
+func (s *Semaphore) Send(conn syscall.Conn) error {
+	return share.Send(conn, kind, s.fd())
 }
 
-// Receive reads one Semaphore sent with Send from conn. The descriptor
-// arrives close-on-exec. A message that is not a Semaphore from Send is an
-// error wrapping ErrWrongKind or ErrMalformed, and every descriptor that came
-// with it is closed.
-func Receive(conn *net.UnixConn) (*Semaphore, error) {
-	fds, err := eventfd.Receive(conn, eventfd.KindSemaphore)
+// Receive reads one Semaphore sent with Send from conn, a Unix socket. The
+// descriptor arrives close-on-exec. A message that is not a Semaphore from
+// Send is an error wrapping ErrWrongKind or ErrMalformed, and every
+// descriptor that came with it is closed.
+func Receive(conn syscall.Conn) (*Semaphore, error) {
+	fds, err := share.Receive(conn, kind)
 	if err != nil {
-		return nil, fmt.Errorf("semaphore: Receive: %w", err)
+		return nil, err
 	}
 	return newSemaphore(fds[0]), nil
 }

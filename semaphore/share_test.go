@@ -20,6 +20,50 @@ import (
 // childRoles are what this test binary does when a test runs it again as a
 // child process.
 var childRoles = map[string]func(args []string) error{
+	// inherited-error NAME WANT: Inherited(NAME) fails with the error named
+	// WANT.
+	"inherited-error": func(args []string) error {
+		_, err := Inherited(args[0])
+		return testutil.WantError(err, args[1], map[string]error{
+			"ErrMalformed": ErrMalformed, "ErrWrongKind": ErrWrongKind, "ErrWrongMode": ErrWrongMode,
+			"ErrNotInherited": ErrNotInherited, "ErrClosed": os.ErrClosed,
+		})
+	},
+	// runtime-fds NAME...: with the netpoller running, Inherited refuses
+	// every NAME, each naming a descriptor this process did not inherit,
+	// one of which is the runtime's own eventfd.
+	"runtime-fds": func(args []string) error {
+		r, w, err := os.Pipe() // starts the netpoller, if it is not yet
+		if err != nil {
+			return err
+		}
+		r.Close()
+		w.Close()
+		for _, name := range args {
+			if s, err := Inherited(name); err == nil {
+				s.Close()
+				return fmt.Errorf("Inherited(%q) adopted a descriptor it was not passed", name)
+			}
+		}
+		testutil.Say("refused all")
+		return nil
+	},
+	// cloexec FD...: says which of the descriptors are close-on-exec.
+	"cloexec": func(args []string) error {
+		for _, a := range args {
+			fd, _ := strconv.Atoi(a)
+			fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+			if err != nil {
+				return err
+			}
+			if fl&unix.FD_CLOEXEC != 0 {
+				testutil.Say("%d close-on-exec", fd)
+			} else {
+				testutil.Say("%d inheritable", fd)
+			}
+		}
+		return nil
+	},
 	// weighted NAME PERMITS ROUNDS: random weighted acquires.
 	"weighted": func(args []string) error {
 		s, err := Inherited(args[0])
@@ -99,8 +143,8 @@ var childRoles = map[string]func(args []string) error{
 			return err
 		}
 		defer s.Close()
-		fl, _ := unix.FcntlInt(uintptr(s.fd.Sysfd()), unix.F_GETFL, 0)
-		fd, _ := unix.FcntlInt(uintptr(s.fd.Sysfd()), unix.F_GETFD, 0)
+		fl, _ := unix.FcntlInt(uintptr(s.fd().Sysfd()), unix.F_GETFL, 0)
+		fd, _ := unix.FcntlInt(uintptr(s.fd().Sysfd()), unix.F_GETFD, 0)
 		testutil.Say("nonblock=%t cloexec=%t", fl&unix.O_NONBLOCK != 0, fd&unix.FD_CLOEXEC != 0)
 		return nil
 	},
@@ -160,7 +204,7 @@ var childRoles = map[string]func(args []string) error{
 			return err
 		}
 		defer s.Close()
-		fd, _ := unix.FcntlInt(uintptr(s.fd.Sysfd()), unix.F_GETFD, 0)
+		fd, _ := unix.FcntlInt(uintptr(s.fd().Sysfd()), unix.F_GETFD, 0)
 		if fd&unix.FD_CLOEXEC == 0 {
 			return errors.New("received descriptor is not close-on-exec")
 		}
@@ -311,7 +355,7 @@ func TestFlagsAfterStart(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	fl, _ := unix.FcntlInt(uintptr(s.fd.Sysfd()), unix.F_GETFL, 0)
+	fl, _ := unix.FcntlInt(uintptr(s.fd().Sysfd()), unix.F_GETFL, 0)
 	if fl&unix.O_NONBLOCK == 0 {
 		t.Fatal("parent's descriptor lost O_NONBLOCK after cmd.Start")
 	}
@@ -413,26 +457,80 @@ print("took", got, "gave 2")
 }
 
 // Inherited, asked for what was not passed, or for a Signal as a Semaphore.
+// Each child is told what it inherits as it starts, as a real child is.
 func TestInheritedErrors(t *testing.T) {
 	if _, err := Inherited("nothing-passed-by-that-name"); !errors.Is(err, ErrNotInherited) {
 		t.Fatalf("Inherited(unknown) = %v, want ErrNotInherited", err)
 	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	counter := testutil.Eventfd(t, 0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	for _, c := range []struct{ env, name, want string }{
+		{"sig:signal:3 bad:semaphore:x", "sig", "ErrMalformed"},
+		{"sig:signal:3", "sig", "ErrWrongKind"},
+		{"sem:semaphore:3", "sem", "ErrWrongMode"},
+		{"sem:semaphore:3", "other", "ErrNotInherited"},
+		{"sem:semaphore:9", "sem", "ErrClosed"},
+	} {
+		f := os.NewFile(uintptr(mustDup(t, counter)), "counter")
+		cmd := testutil.ChildWithEnv(t, c.env, []*os.File{f}, "inherited-error", c.name, c.want)
+		testutil.Start(t, cmd)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("EVENTSYNC_FDS=%q, Inherited(%q): want %s: child: %v", c.env, c.name, c.want, err)
+		}
+	}
+}
+
+func mustDup(t *testing.T, fd int) int {
+	t.Helper()
+	d, err := unix.Dup(fd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(efd)
-	t.Setenv("EVENTSYNC_FDS", "sig:signal:"+strconv.Itoa(efd)+" bad:semaphore:x")
-	if _, err := Inherited("sig"); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("Inherited with a malformed entry = %v, want ErrMalformed", err)
+	return d
+}
+
+// An entry may name a descriptor that this process did not inherit but
+// that the Go runtime uses: its netpoller's own eventfd. Inherited must
+// refuse it — closing it would kill the process — whether the netpoller
+// started before or after start-up looked at the environment.
+func TestInheritedRefusesRuntimeDescriptor(t *testing.T) {
+	env := "a:semaphore:3 b:semaphore:4 c:semaphore:5 d:semaphore:6 e:semaphore:7"
+	for _, early := range []bool{false, true} {
+		cmd := testutil.ChildWithEnv(t, env, nil, "runtime-fds", "a", "b", "c", "d", "e")
+		if early {
+			// A non-blocking stdin makes package os register it with the
+			// netpoller before any package of ours runs its init.
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if err := unix.SetNonblock(int(r.Fd()), true); err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stdin = r
+			defer r.Close()
+		}
+		out := testutil.StdoutLines(t, cmd)
+		testutil.Start(t, cmd)
+		out.Expect("refused all")
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("netpoller started early: %v: child: %v", early, err)
+		}
 	}
-	t.Setenv("EVENTSYNC_FDS", "sig:signal:"+strconv.Itoa(efd))
-	if _, err := Inherited("sig"); !errors.Is(err, ErrWrongKind) {
-		t.Fatalf("Inherited(a signal) = %v, want ErrWrongKind", err)
-	}
-	t.Setenv("EVENTSYNC_FDS", "sem:semaphore:"+strconv.Itoa(efd))
-	if _, err := Inherited("sem"); !errors.Is(err, ErrWrongMode) {
-		t.Fatalf("Inherited(a counter-mode eventfd) = %v, want ErrWrongMode", err)
+}
+
+// A malformed EVENTSYNC_FDS still has every well-formed descriptor number
+// in it made close-on-exec at start-up: a bad entry must not let a
+// descriptor reach an exec'd grandchild.
+func TestMalformedEnvStillCloseOnExec(t *testing.T) {
+	raw := testutil.Eventfd(t, 1, unix.EFD_SEMAPHORE) // inheritable, as a careless parent makes it
+	f := os.NewFile(uintptr(mustDup(t, raw)), "raw")
+	cmd := testutil.ChildWithEnv(t, "ok:semaphore:3 broken:semaphore:x,", []*os.File{f}, "cloexec", "3")
+	out := testutil.StdoutLines(t, cmd)
+	testutil.Start(t, cmd)
+	out.Expect("3 close-on-exec")
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }
 

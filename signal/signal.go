@@ -17,28 +17,38 @@
 //
 // PassTo hands a Signal to a child started with os/exec, which takes it with
 // Inherited; Send and Receive hand it to an unrelated process over a Unix
-// socket. A child learns what it inherits from the EVENTSYNC_FDS
-// environment variable: a space-separated list of name:kind:fd[,fd...]
-// entries, where kind is "semaphore", "signal" or "waitgroup" and the fds
-// are its descriptor numbers, for example
+// socket. File and FromFile trade the bare eventfd with programs in other
+// languages and with the kernel. The formats, for those programs, are in the
+// README's "Sharing with other processes" section.
 //
-//	EVENTSYNC_FDS=jobs:semaphore:3 done:waitgroup:4,5,6
+// # Importing it beside os/signal
 //
-// A program in another language finds its descriptor there. Descriptors are
-// close-on-exec everywhere but in the child they are passed to, and
-// non-blocking: such a program must poll(2) before it reads.
+// This package's name is that of os/signal. A file that needs both names
+// one of them, for example:
+//
+//	import (
+//		ossignal "os/signal"
+//
+//		"github.com/eventsync/eventsync/signal"
+//	)
 package signal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"unsafe"
 
 	"github.com/eventsync/eventsync/internal/eventfd"
+	"github.com/eventsync/eventsync/internal/race"
+	"github.com/eventsync/eventsync/internal/share"
+	"github.com/eventsync/eventsync/internal/waitq"
 )
 
-// Errors returned when adopting a descriptor with FromFile. They are the same
-// values in every eventsync package.
+// Errors returned when adopting a descriptor with FromFile, Inherited or
+// Receive. They are the same values in every eventsync package.
 var (
 	// ErrNotEventfd means the descriptor is not an eventfd.
 	ErrNotEventfd = eventfd.ErrNotEventfd
@@ -47,14 +57,54 @@ var (
 )
 
 // A Signal is a count of notifications, shared by goroutines and processes.
+// Make one with New, FromFile, Inherited or Receive; the zero value is not
+// usable, and its methods panic saying so.
 //
 // In this process, goroutines blocked in Wait are served in the order they
 // arrived: each wakeup gives the whole count to the first of them. Between
 // processes, whichever process reads first takes the count.
+//
+// A Notify synchronizes before the Wait or TryWait that returns the count it
+// added to, and before the receive from a Ready channel that it closes, in
+// the sense of the Go memory model.
+//
+// A Signal that becomes unreachable closes its descriptor; Close does it at
+// once.
 type Signal struct {
-	fd *eventfd.FD
-	q  *eventfd.Queue
+	count   *count
+	q       *waitq.Queue
+	cleanup runtime.Cleanup
 }
+
+// kind describes a Signal to the sharing protocols. Its ID is part of the
+// wire format.
+var kind = share.Kind{Name: "signal", ID: 2, Modes: []eventfd.Mode{eventfd.Counter}}
+
+// count is the eventfd, and how its waiters are served. It is also the
+// address at which the race detector is told of Notify's edges.
+type count struct {
+	fd *eventfd.FD
+}
+
+func (c *count) Take(uint64, func() bool) (uint64, error) { return c.fd.Read() }
+
+// GiveBack puts back a count taken for a Wait whose context was done first.
+func (c *count) GiveBack(v uint64) {
+	if v > 0 {
+		_ = c.fd.Saturate(v)
+	}
+}
+
+func (c *count) Pending() (bool, error) {
+	pending, err := c.fd.Pending()
+	if pending {
+		// The receive from Ready's channel sees the Notify.
+		race.Acquire(c.race())
+	}
+	return pending, err
+}
+
+func (c *count) race() unsafe.Pointer { return unsafe.Pointer(c) }
 
 // New returns a Signal with nothing pending, in a new eventfd that is
 // close-on-exec and non-blocking. On systems other than Linux it returns an
@@ -85,30 +135,25 @@ func FromFile(f *os.File) (*Signal, error) {
 }
 
 func newSignal(fd *eventfd.FD) *Signal {
-	s := &Signal{fd: fd}
-	s.q = eventfd.NewQueue(fd, s.serve, s.giveBack)
+	c := &count{fd: fd}
+	s := &Signal{count: c, q: waitq.New(fd, c)}
+	s.cleanup = runtime.AddCleanup(s, closeAll, s.q)
 	return s
 }
 
-func (s *Signal) serve(w *eventfd.Waiter) bool {
-	if w.Peek {
-		pending, err := s.fd.Pending()
-		return pending || err != nil
+// closeAll gives the descriptor back when a Signal is collected unclosed.
+func closeAll(q *waitq.Queue) {
+	if q.Close() == nil {
+		q.FD().Close()
 	}
-	v, err := s.fd.Read()
-	if err != nil {
-		w.Err = err
-		return true
-	}
-	w.Got = v
-	return v != 0
 }
 
-// giveBack puts back a count taken for a Wait whose context was done first.
-func (s *Signal) giveBack(v uint64) {
-	if v > 0 {
-		_ = s.fd.Saturate(v)
+// fd returns s's eventfd, or panics if s was not made by a constructor.
+func (s *Signal) fd() *eventfd.FD {
+	if s == nil || s.count == nil {
+		panic("signal: use of a Signal not made by New, FromFile, Inherited or Receive")
 	}
+	return s.count.fd
 }
 
 // Notify adds one notification. It panics if s is closed.
@@ -120,15 +165,17 @@ func (s *Signal) Notify() { s.NotifyN(1) }
 // O_NONBLOCK on it (see the README's limits). NotifyN(0) adds nothing. It
 // panics if s is closed.
 func (s *Signal) NotifyN(n uint64) {
+	fd := s.fd()
 	if n == 0 {
-		if s.fd.Closed() {
+		if fd.Closed() {
 			panic("signal: Notify on closed Signal")
 		}
 		return
 	}
-	err := s.fd.Write(n)
+	race.ReleaseMerge(s.count.race())
+	err := fd.Write(n)
 	if err == eventfd.ErrOverflow {
-		err = s.fd.Saturate(n)
+		err = fd.Saturate(n)
 	}
 	switch err {
 	case nil:
@@ -144,18 +191,20 @@ func (s *Signal) NotifyN(n uint64) {
 // already), and with an error wrapping os.ErrClosed if s is closed; a Wait
 // that fails takes nothing.
 func (s *Signal) Wait(ctx context.Context) (uint64, error) {
+	fd := s.fd()
 	done := ctx.Done()
 	select {
 	case <-done:
 		return 0, ctx.Err()
 	default:
 	}
-	if !s.q.Busy() || s.q.OnlyPeek() {
-		v, err := s.fd.Read()
+	if !s.q.Busy() {
+		v, err := fd.Read()
 		if err != nil {
-			return 0, fmt.Errorf("signal: Wait: %w", err)
+			return 0, opError("Wait", err)
 		}
 		if v != 0 {
+			race.Acquire(s.count.race())
 			return v, nil
 		}
 	}
@@ -164,8 +213,9 @@ func (s *Signal) Wait(ctx context.Context) (uint64, error) {
 		if err == ctx.Err() {
 			return 0, err
 		}
-		return 0, fmt.Errorf("signal: Wait: %w", err)
+		return 0, opError("Wait", err)
 	}
+	race.Acquire(s.count.race())
 	return v, nil
 }
 
@@ -173,11 +223,16 @@ func (s *Signal) Wait(ctx context.Context) (uint64, error) {
 // if nothing is pending, a goroutine of this process is already waiting
 // (it is first in line), or s is closed.
 func (s *Signal) TryWait() (uint64, bool) {
-	if s.q.Busy() && !s.q.OnlyPeek() {
+	fd := s.fd()
+	if s.q.Busy() {
 		return 0, false
 	}
-	v, err := s.fd.Read()
-	return v, err == nil && v != 0
+	v, err := fd.Read()
+	if err != nil || v == 0 {
+		return 0, false
+	}
+	race.Acquire(s.count.race())
+	return v, true
 }
 
 // Ready returns a channel that is closed when notifications are pending (or
@@ -185,17 +240,20 @@ func (s *Signal) TryWait() (uint64, bool) {
 // or Wait to take them. Ready takes nothing, so a caller that stops listening
 // loses nothing; another goroutine or process may take the count between the
 // channel closing and the TryWait. The channel is shared by every caller
-// until it closes, and after Close nothing stays behind.
+// until it closes. Until then, this process keeps one goroutine and one
+// descriptor watching the eventfd, whether or not anybody still receives
+// from the channel; the next notification or Close lets them go.
 func (s *Signal) Ready() <-chan struct{} {
-	return s.q.Watch()
+	s.fd()
+	return s.q.Ready()
 }
 
 // Value reports the pending count, as the kernel reports it in
 // /proc/self/fdinfo, without taking it.
 func (s *Signal) Value() (uint64, error) {
-	v, err := s.fd.Value()
+	v, err := s.fd().Value()
 	if err != nil {
-		return 0, fmt.Errorf("signal: Value: %w", err)
+		return 0, opError("Value", err)
 	}
 	return v, nil
 }
@@ -205,9 +263,9 @@ func (s *Signal) Value() (uint64, error) {
 // s. It is close-on-exec: to hand it to a child, pass it in
 // exec.Cmd.ExtraFiles.
 func (s *Signal) File() (*os.File, error) {
-	f, err := s.fd.Dup()
+	f, err := s.fd().Dup()
 	if err != nil {
-		return nil, fmt.Errorf("signal: File: %w", err)
+		return nil, opError("File", err)
 	}
 	return f, nil
 }
@@ -218,8 +276,22 @@ func (s *Signal) File() (*os.File, error) {
 // affected. Close returns an error wrapping os.ErrClosed if s is already
 // closed.
 func (s *Signal) Close() error {
+	fd := s.fd()
 	if err := s.q.Close(); err != nil {
-		return fmt.Errorf("signal: Close: %w", err)
+		return opError("Close", err)
+	}
+	s.cleanup.Stop()
+	if err := fd.Close(); err != nil {
+		return opError("Close", err)
 	}
 	return nil
+}
+
+// opError names the operation that failed, and says "use of closed Signal"
+// for a closed Signal.
+func opError(op string, err error) error {
+	if errors.Is(err, os.ErrClosed) {
+		err = eventfd.Closed("Signal")
+	}
+	return fmt.Errorf("signal: %s: %w", op, err)
 }

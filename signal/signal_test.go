@@ -357,8 +357,8 @@ func TestReady(t *testing.T) {
 	if ch2 := s.Ready(); ch2 != ch {
 		t.Fatal("two Ready calls before it fired returned different channels")
 	}
-	if n := s.q.Len(); n != 1 {
-		t.Fatalf("%d waiters queued after two Ready calls, want 1 shared", n)
+	if n := s.q.Len(); n != 0 {
+		t.Fatalf("%d waiters queued after two Ready calls, want none: Ready takes no place in line", n)
 	}
 
 	// A select that takes the other branch walks away; nothing is lost.
@@ -431,7 +431,7 @@ func TestReadyBesideWait(t *testing.T) {
 	// gives the whole count to the second.
 	ready := s.Ready()
 	got := goWaitOK(t, s)
-	blocked(t, s, 2)
+	blocked(t, s, 1)
 	s.NotifyN(5)
 	if v := <-got; v != 5 {
 		t.Fatalf("Wait behind a Ready = %d, want 5", v)
@@ -459,7 +459,6 @@ func TestReadyClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := s.Ready()
-	blocked(t, s, 1)
 	testutil.Eventually(t, "the poller runs", s.q.Polling)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

@@ -25,10 +25,10 @@ func TestDoneRacingClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		wg.Add(1)
-		if err := wg.waiting.Write(1); err != nil { // a process waits
+		if err := wg.group().waiting.Write(1); err != nil { // a process waits
 			t.Fatal(err)
 		}
-		zf, err := wg.zero.Dup()
+		zf, err := wg.group().zero.Dup()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,19 +66,19 @@ func TestDoneRacingClose(t *testing.T) {
 func adoptHandle(t *testing.T, wg *WaitGroup) *WaitGroup {
 	t.Helper()
 	var fds []*eventfd.FD
-	for i, fd := range wg.fds() {
+	for i, fd := range wg.group().fds() {
 		f, err := fd.Dup()
 		if err != nil {
 			t.Fatal(err)
 		}
-		nfd, err := eventfd.Adopt(f, eventfd.KindWaitGroup.Modes[i])
+		nfd, err := eventfd.Adopt(f, kind.Modes[i])
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
 		fds = append(fds, nfd)
 	}
-	b := newWaitGroup(fds)
+	b := fromFDs(fds)
 	t.Cleanup(func() { b.Close() })
 	return b
 }

@@ -16,6 +16,12 @@ import (
 )
 
 var childRoles = map[string]func(args []string) error{
+	// inherited-error NAME WANT: Inherited(NAME) fails with the error named
+	// WANT.
+	"inherited-error": func(args []string) error {
+		_, err := Inherited(args[0])
+		return testutil.WantError(err, args[1], map[string]error{"ErrWrongKind": ErrWrongKind})
+	},
 	// member NAME: says it is ready, waits for a line, calls Done.
 	"member": func(args []string) error {
 		wg, err := Inherited(args[0])
@@ -76,7 +82,7 @@ var childRoles = map[string]func(args []string) error{
 
 // waitingProcesses is how many processes have goroutines in Wait.
 func waitingProcesses(t testing.TB, wg *WaitGroup) uint64 {
-	v, err := wg.waiting.Value()
+	v, err := wg.group().waiting.Value()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,8 +234,9 @@ func TestInheritedWrongKind(t *testing.T) {
 	if _, err := Inherited("not-passed"); !errors.Is(err, ErrNotInherited) {
 		t.Fatalf("Inherited(unknown) = %v, want ErrNotInherited", err)
 	}
-	t.Setenv("EVENTSYNC_FDS", "s:semaphore:0")
-	if _, err := Inherited("s"); !errors.Is(err, ErrWrongKind) {
-		t.Fatalf("Inherited(a semaphore) = %v, want ErrWrongKind", err)
+	cmd := testutil.ChildWithEnv(t, "s:semaphore:0", nil, "inherited-error", "s", "ErrWrongKind")
+	testutil.Start(t, cmd)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("Inherited(a semaphore): want ErrWrongKind: child: %v", err)
 	}
 }

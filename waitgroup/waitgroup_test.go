@@ -45,7 +45,7 @@ func value(t testing.TB, wg *WaitGroup) uint64 {
 
 func blocked(t testing.TB, wg *WaitGroup, n int) {
 	t.Helper()
-	testutil.Eventually(t, "goroutines block in Wait", func() bool { return wg.q.Len() == n })
+	testutil.Eventually(t, "goroutines block in Wait", func() bool { return wg.group().q.Len() == n })
 }
 
 func TestAddDoneWait(t *testing.T) {

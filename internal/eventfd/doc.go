@@ -1,15 +1,12 @@
-// Package eventfd is the one place where eventsync talks to the kernel.
+// Package eventfd is the one place where eventsync makes eventfd system
+// calls.
 //
-// It owns three things that every public package builds on:
-//
-//   - FD, one Linux eventfd: created close-on-exec and non-blocking, or adopted
-//     from a descriptor made elsewhere; read and written without blocking a
-//     thread; closed without ever touching a descriptor number that the
-//     kernel may already have given to someone else.
-//   - Queue, the goroutines of this process that wait on an eventfd: one
-//     poller sleeps in the Go runtime netpoller on their behalf, and each
-//     waiter blocks on its own channel beside its own context.
-//   - the sharing of descriptors with other processes (see share.go).
+// An FD is one Linux eventfd: created close-on-exec and non-blocking, or
+// adopted from a descriptor made elsewhere; read and written without ever
+// blocking a thread; closed without ever touching a descriptor number that
+// the kernel may already have given to someone else. Everything that waits
+// (package waitq) and everything that shares descriptors with other
+// processes (package share) is built on it.
 //
 // On systems other than Linux the constructors return an error that
 // satisfies errors.Is(err, errors.ErrUnsupported), and nothing else can be
@@ -31,6 +28,9 @@ var (
 	ErrWrongMode = errors.New("eventfd is in the wrong mode")
 	// ErrOverflow reports a write that would take the counter past MaxCount.
 	ErrOverflow = errors.New("eventfd counter would overflow")
+	// ErrInterrupted reports a Take given up between two chunks of reads,
+	// having given back what it took.
+	ErrInterrupted = errors.New("take interrupted")
 )
 
 // Mode is how a read of the eventfd takes from its counter.

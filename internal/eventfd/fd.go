@@ -10,22 +10,20 @@ import (
 
 // FD is one eventfd, shared by the goroutines of this process.
 //
-// Reads and writes go straight to the kernel with non-blocking system calls:
-// through (*os.File).Read a write+read pair costs about 1.4 times the bare
-// system calls, which is more than the whole budget of a fast path.
+// Reads and writes go straight to the kernel with non-blocking system calls,
+// not through an *os.File, whose locking and scheduler hand-offs cost more
+// than the system call itself.
 //
 // O_NONBLOCK belongs to the open file description, which every holder
 // shares, and a peer may clear it. A read of a descriptor that has been
-// handed out (File, PassTo, Send) or that came from elsewhere (FromFile,
-// Inherited, Receive) is therefore made with preadv2(RWF_NOWAIT), which
-// never blocks whatever the flag says. That costs about 200ns more than
-// read(2) on the kernels measured, so a descriptor that no other holder has
-// ever seen, whose flag only this package sets, is read with read(2).
+// handed out (Export) or that came from elsewhere (Adopt, Own) is therefore
+// made with preadv2(RWF_NOWAIT), which never blocks whatever the flag says.
+// A descriptor that no other holder has ever seen, whose flag only this
+// package sets, is read with the cheaper read(2).
 //
 // The descriptor is not registered with the netpoller: while it is, every
-// write wakes the thread sleeping in epoll_wait, which costs about half
-// as much again as the write itself, whether or not anybody waits. A Queue
-// registers a duplicate only while it has waiters.
+// write wakes the thread sleeping in epoll_wait, whether or not anybody
+// waits. Package waitq registers a duplicate only while it has waiters.
 type FD struct {
 	// mu is held for reading around every system call that names sysfd, and
 	// for writing by Close. Descriptor numbers are reused as soon as they are
@@ -34,6 +32,10 @@ type FD struct {
 	mu     sync.RWMutex
 	closed bool
 	sysfd  int
+	// closing is set as Close begins, before it waits for mu: a long Take
+	// sees it between chunks and gives back what it took, so that Close is
+	// not held up by it and loses nothing.
+	closing atomic.Bool
 
 	mode Mode
 	// shared is set once another holder may have the description: from
@@ -85,6 +87,17 @@ func Adopt(f *os.File, mode Mode) (*FD, error) {
 	return newFD(sysfd, mode, true), nil
 }
 
+// Own takes ownership of sysfd, a descriptor number this process was handed
+// (inherited at exec or received over a socket): it checks that it is an
+// eventfd in the given mode and makes it close-on-exec and non-blocking. On
+// failure sysfd is left open, and the caller still owns it.
+func Own(sysfd int, mode Mode) (*FD, error) {
+	if err := sysOwn(sysfd, mode); err != nil {
+		return nil, err
+	}
+	return newFD(sysfd, mode, true), nil
+}
+
 // Mode reports how reads take from the counter.
 func (fd *FD) Mode() Mode { return fd.mode }
 
@@ -99,11 +112,25 @@ func (fd *FD) Read() (uint64, error) {
 	return sysRead(fd.sysfd, fd.shared.Load())
 }
 
-// Take takes n from a Semaphore-mode counter, or nothing. It takes n one
-// read at a time, so it looks first at the counter and takes only when n are
-// there; if another process wins some of them in between, what was taken is
-// written back. Take never holds part of n when it returns.
-func (fd *FD) Take(n uint64) (bool, error) {
+// takeChunk is how many reads a Take makes between two looks at whether it
+// should stop.
+const takeChunk = 1024
+
+// Take takes n from a Semaphore-mode counter, all or nothing, and reports
+// whether it did. It never holds part of n when it returns.
+//
+// An eventfd gives one per read, so Take is n reads. It first looks at the
+// counter and reads only when n are there, so that a request that cannot be
+// served does not make the counter dip for other processes; if the look
+// itself fails (at the descriptor limit /proc cannot be opened) it reads
+// anyway. If another process wins some of the n in between, what was taken
+// is written back: the counter was at least that much higher a moment ago,
+// so the write cannot overflow.
+//
+// Between chunks of reads, Take stops if Close has begun (os.ErrClosed) or
+// if interrupt, when not nil, reports true (ErrInterrupted), giving back
+// what it took.
+func (fd *FD) Take(n uint64, interrupt func() bool) (bool, error) {
 	fd.mu.RLock()
 	defer fd.mu.RUnlock()
 	if fd.closed {
@@ -114,13 +141,28 @@ func (fd *FD) Take(n uint64) (bool, error) {
 		v, err := sysRead(fd.sysfd, shared)
 		return v != 0, err
 	}
-	if count, err := sysCount(fd.sysfd); err != nil || count < n {
-		return false, err
+	if count, err := sysCount(fd.sysfd); err == nil && count < n {
+		return false, nil
 	}
 	var got uint64
+	var stop error
 	for got < n {
+		if got > 0 && got%takeChunk == 0 {
+			if fd.closing.Load() {
+				stop = os.ErrClosed
+				break
+			}
+			if interrupt != nil && interrupt() {
+				stop = ErrInterrupted
+				break
+			}
+		}
 		v, err := sysRead(fd.sysfd, shared)
-		if v == 0 || err != nil {
+		if err != nil {
+			stop = err
+			break
+		}
+		if v == 0 {
 			break
 		}
 		got++
@@ -129,13 +171,11 @@ func (fd *FD) Take(n uint64) (bool, error) {
 		return true, nil
 	}
 	if got > 0 {
-		// What we took we can give back: the counter was at least got higher
-		// a moment ago.
 		if err := sysWrite(fd.sysfd, got); err != nil {
 			return false, err
 		}
 	}
-	return false, nil
+	return false, stop
 }
 
 // Write adds v to the counter without blocking. It returns ErrOverflow,
@@ -212,16 +252,16 @@ func (fd *FD) Value() (uint64, error) {
 // The *os.File registers it with the netpoller, and while it stays open
 // every write to the eventfd wakes the netpoller: close it when done.
 func (fd *FD) Dup() (*os.File, error) {
-	dup, err := fd.export()
+	dup, err := fd.Export()
 	if err != nil {
 		return nil, err
 	}
 	return os.NewFile(uintptr(dup), "eventfd"), nil
 }
 
-// export returns a duplicate for another holder, and from then on reads
-// with RWF_NOWAIT (see FD).
-func (fd *FD) export() (int, error) {
+// Export returns a duplicate descriptor number for another holder, and from
+// then on reads with RWF_NOWAIT (see FD). The caller owns the duplicate.
+func (fd *FD) Export() (int, error) {
 	// Under the write lock, so that no read(2) chosen before the switch is
 	// still under way when another holder can clear O_NONBLOCK.
 	fd.mu.Lock()
@@ -230,12 +270,12 @@ func (fd *FD) export() (int, error) {
 	return fd.dup()
 }
 
-// pollable returns a duplicate for the netpoller. A peer may have cleared
+// Pollable returns a duplicate for the netpoller. A peer may have cleared
 // O_NONBLOCK on the shared description, and os.NewFile registers only a
 // non-blocking descriptor, so the flag is set again first; if a peer clears
 // it again in between, the file is not registered (it takes no deadline)
 // and the duplicate is made anew.
-func (fd *FD) pollable() (*os.File, error) {
+func (fd *FD) Pollable() (*os.File, error) {
 	for try := 0; ; try++ {
 		dup, err := fd.dup()
 		if err != nil {
@@ -266,6 +306,9 @@ func (fd *FD) dup() (int, error) {
 	return sysDup(fd.sysfd)
 }
 
+// Shared reports whether another holder may have the descriptor.
+func (fd *FD) Shared() bool { return fd.shared.Load() }
+
 // Closed reports whether Close has begun.
 func (fd *FD) Closed() bool {
 	fd.mu.RLock()
@@ -276,6 +319,7 @@ func (fd *FD) Closed() bool {
 // Close closes the descriptor, once no system call on it is under way. A
 // second Close returns os.ErrClosed.
 func (fd *FD) Close() error {
+	fd.closing.Store(true)
 	fd.mu.Lock()
 	defer fd.mu.Unlock()
 	if fd.closed {

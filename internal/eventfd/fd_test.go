@@ -3,8 +3,6 @@
 package eventfd
 
 import (
-	"context"
-	"os/exec"
 	"testing"
 
 	"github.com/eventsync/eventsync/internal/testutil"
@@ -13,7 +11,8 @@ import (
 
 // A descriptor is read with read(2) only while nobody else holds its
 // description; every way of handing it out, or of getting it from
-// elsewhere, switches reads to RWF_NOWAIT.
+// elsewhere, switches reads to RWF_NOWAIT. (PassTo and Send hand it out
+// with Export; package share tests that they do.)
 func TestSharedMarking(t *testing.T) {
 	fresh := func() *FD {
 		fd, err := New(0, Semaphore)
@@ -38,35 +37,20 @@ func TestSharedMarking(t *testing.T) {
 	}
 
 	fd = fresh()
-	cmd := exec.Command("true")
-	if err := PassTo(cmd, "x", KindSemaphore, []*FD{fd}); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range cmd.ExtraFiles {
-		f.Close()
-	}
-	if !fd.shared.Load() {
-		t.Fatal("PassTo did not mark the FD shared")
-	}
-
-	fd = fresh()
-	mine, _ := testutil.SocketPair(t)
-	if err := Send(mine, KindSemaphore, []*FD{fd}); err != nil {
+	if _, err := fd.Export(); err != nil {
 		t.Fatal(err)
 	}
 	if !fd.shared.Load() {
-		t.Fatal("Send did not mark the FD shared")
+		t.Fatal("Export did not mark the FD shared")
 	}
 
-	// A Queue's own duplicate for the netpoller is not another holder.
+	// The netpoller's own duplicate is not another holder.
 	fd = fresh()
-	q := NewQueue(fd, func(w *Waiter) bool { return false }, func(uint64) {})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { _, err := q.Wait(ctx, 1); done <- err }()
-	testutil.Eventually(t, "a waiter queues", func() bool { return q.Len() == 1 })
-	cancel()
-	<-done
+	pf, err := fd.Pollable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf.Close()
 	if fd.shared.Load() {
 		t.Fatal("the poller's duplicate marked the FD shared")
 	}
@@ -103,7 +87,7 @@ func TestPeerClearsNonblockAfterDup(t *testing.T) {
 	if v, err := fd.Read(); v != 0 || err != nil {
 		t.Fatalf("Read of an empty eventfd = %d, %v", v, err)
 	}
-	if ok, err := fd.Take(1); ok || err != nil {
+	if ok, err := fd.Take(1, nil); ok || err != nil {
 		t.Fatalf("Take(1) of an empty eventfd = %v, %v", ok, err)
 	}
 }

@@ -1,7 +1,6 @@
 package eventfd
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"math/bits"
@@ -70,15 +69,8 @@ func check(fd int, mode Mode) error {
 	if err != nil {
 		return err
 	}
-	if v, ok := field(info, "eventfd-semaphore:"); ok {
-		isSem := string(v) != "0"
-		if isSem != (mode == Semaphore) {
-			found := Counter
-			if isSem {
-				found = Semaphore
-			}
-			return fmt.Errorf("eventfd is in %v mode, want %v mode: %w", found, mode, ErrWrongMode)
-		}
+	if found, ok := parseMode(info); ok && found != mode {
+		return fmt.Errorf("eventfd is in %v mode, want %v mode: %w", found, mode, ErrWrongMode)
 	}
 	return nil
 }
@@ -176,23 +168,6 @@ func pollNow(fds []unix.PollFd) error {
 	}
 }
 
-func sysCount(fd int) (uint64, error) {
-	info, err := fdinfo(fd)
-	if err != nil {
-		return 0, err
-	}
-	v, ok := field(info, "eventfd-count:")
-	if !ok {
-		return 0, fmt.Errorf("no eventfd-count in /proc/self/fdinfo/%d: %w", fd, ErrNotEventfd)
-	}
-	// The kernel prints the count in hexadecimal ("%16llx").
-	count, err := strconv.ParseUint(string(v), 16, 64)
-	if err != nil {
-		return 0, fmt.Errorf("eventfd-count %q in /proc/self/fdinfo/%d: %w", v, fd, err)
-	}
-	return count, nil
-}
-
 func sysDup(fd int) (int, error) {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
@@ -202,6 +177,41 @@ func sysDup(fd int) (int, error) {
 		return -1, os.NewSyscallError("fcntl", err)
 	}
 	return dup, nil
+}
+
+func sysSetNonblock(fd int) error {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	return nil
+}
+
+// sysOwn checks a descriptor number that another process handed us, then
+// makes it close-on-exec and non-blocking.
+func sysOwn(fd int, mode Mode) error {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		if err == unix.EBADF {
+			return fmt.Errorf("descriptor %d is not open: %w", fd, os.ErrClosed)
+		}
+		return os.NewSyscallError("fcntl", err)
+	}
+	if err := check(fd, mode); err != nil {
+		return err
+	}
+	unix.CloseOnExec(fd)
+	return sysSetNonblock(fd)
+}
+
+func sysCount(fd int) (uint64, error) {
+	info, err := fdinfo(fd)
+	if err != nil {
+		return 0, err
+	}
+	count, err := parseCount(info)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/self/fdinfo/%d: %w", fd, err)
+	}
+	return count, nil
 }
 
 // fdinfo returns the text of /proc/self/fdinfo/fd.
@@ -217,81 +227,4 @@ func fdinfo(fd int) ([]byte, error) {
 		return nil, os.NewSyscallError("read fdinfo", err)
 	}
 	return buf[:n], nil
-}
-
-// field returns the value after key on its own line of an fdinfo text.
-func field(info []byte, key string) ([]byte, bool) {
-	for len(info) > 0 {
-		line := info
-		if i := bytes.IndexByte(info, '\n'); i >= 0 {
-			line, info = info[:i], info[i+1:]
-		} else {
-			info = nil
-		}
-		if rest, ok := bytes.CutPrefix(line, []byte(key)); ok {
-			return bytes.TrimSpace(rest), true
-		}
-	}
-	return nil, false
-}
-
-// oobSpace has room for the descriptors of any kind, and one more, so that a
-// message with too many is seen as such rather than cut to size.
-var oobSpace = unix.CmsgSpace(4 * 4)
-
-const (
-	msgCtrunc = unix.MSG_CTRUNC
-	msgTrunc  = unix.MSG_TRUNC
-)
-
-func sysSetNonblock(fd int) error {
-	if err := unix.SetNonblock(fd, true); err != nil {
-		return os.NewSyscallError("fcntl", err)
-	}
-	return nil
-}
-
-func sysCloseOnExec(fd int) {
-	unix.CloseOnExec(fd)
-}
-
-// checkInherited checks a descriptor that another process handed us, then
-// makes it close-on-exec and non-blocking.
-func checkInherited(fd int, mode Mode) error {
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-		if err == unix.EBADF {
-			return fmt.Errorf("descriptor %d is not open: %w", fd, os.ErrClosed)
-		}
-		return os.NewSyscallError("fcntl", err)
-	}
-	if err := check(fd, mode); err != nil {
-		return err
-	}
-	unix.CloseOnExec(fd)
-	if err := unix.SetNonblock(fd, true); err != nil {
-		return os.NewSyscallError("fcntl", err)
-	}
-	return nil
-}
-
-func unixRights(fds []int) []byte { return unix.UnixRights(fds...) }
-
-// parseRights returns every descriptor in an SCM_RIGHTS control message,
-// even when it also reports an error, so that the caller can close them.
-func parseRights(oob []byte) ([]int, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, os.NewSyscallError("parse control message", err)
-	}
-	var fds []int
-	var bad error
-	for _, m := range msgs {
-		rights, err := unix.ParseUnixRights(&m)
-		if err != nil {
-			bad = fmt.Errorf("control message is not SCM_RIGHTS: %w", ErrMalformed)
-			continue
-		}
-		fds = append(fds, rights...)
-	}
-	return fds, bad
 }

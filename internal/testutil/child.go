@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -136,4 +137,34 @@ func Kill(t testing.TB, cmds ...*exec.Cmd) {
 			t.Fatalf("child exited with %v, want killed", err)
 		}
 	}
+}
+
+// ChildWithEnv is Child with the child's EVENTSYNC_FDS, as it starts, set
+// to env, and files as its descriptors 3, 4, and so on.
+func ChildWithEnv(t testing.TB, env string, files []*os.File, role string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := Child(t, role, args...)
+	cmd.Env = append(cmd.Env, "EVENTSYNC_FDS="+env)
+	cmd.ExtraFiles = files
+	return cmd
+}
+
+// WantError reports, in a child, whether err matches the error named want
+// in named ("" for no error), for the parent to see through the child's
+// exit status.
+func WantError(err error, want string, named map[string]error) error {
+	if want == "" {
+		if err != nil {
+			return fmt.Errorf("got %v, want no error", err)
+		}
+		return nil
+	}
+	target, ok := named[want]
+	if !ok {
+		return fmt.Errorf("no error named %q", want)
+	}
+	if !errors.Is(err, target) {
+		return fmt.Errorf("got %v, want %s", err, want)
+	}
+	return nil
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package eventfd
+package share
 
 import (
 	"errors"
@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/eventsync/eventsync/internal/eventfd"
 	"github.com/eventsync/eventsync/internal/testutil"
 )
 
@@ -33,10 +34,10 @@ func uniqueName(base string) string {
 // rawEventfd makes an eventfd the way a parent that is not us might: not
 // close-on-exec and blocking, so that a test can see Inherited set both flags.
 // The caller owns it (and hands it to Inherited on success).
-func rawEventfd(t *testing.T, init uint, mode Mode) int {
+func rawEventfd(t *testing.T, init uint, mode eventfd.Mode) int {
 	t.Helper()
 	flags := 0
-	if mode == Semaphore {
+	if mode == eventfd.Semaphore {
 		flags |= unix.EFD_SEMAPHORE
 	}
 	fd, err := unix.Eventfd(init, flags)
@@ -70,11 +71,11 @@ func rawPipe(t *testing.T) (r, w int) {
 }
 
 // newFDs makes eventfds in the given modes, closed at the end of the test.
-func newFDs(t *testing.T, modes ...Mode) []*FD {
+func newFDs(t *testing.T, modes ...eventfd.Mode) []*eventfd.FD {
 	t.Helper()
-	fds := make([]*FD, len(modes))
+	fds := make([]*eventfd.FD, len(modes))
 	for i, m := range modes {
-		fd, err := New(uint64(10*(i+1)), m)
+		fd, err := eventfd.New(uint64(10*(i+1)), m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +85,7 @@ func newFDs(t *testing.T, modes ...Mode) []*FD {
 	return fds
 }
 
-func closeFDs(t *testing.T, fds []*FD) {
+func closeFDs(t *testing.T, fds []*eventfd.FD) {
 	t.Helper()
 	for _, fd := range fds {
 		if err := fd.Close(); err != nil {
@@ -140,10 +141,10 @@ func noLeak(t *testing.T) func() {
 
 // roundTrip checks that a and b are the same eventfd: what is written on one
 // is read on the other.
-func roundTrip(t *testing.T, a, b *FD) {
+func roundTrip(t *testing.T, a, b *eventfd.FD) {
 	t.Helper()
 	// Empty both first, whatever their mode.
-	for _, fd := range []*FD{a, b} {
+	for _, fd := range []*eventfd.FD{a, b} {
 		for {
 			v, err := fd.Read()
 			if err != nil {
@@ -167,7 +168,7 @@ func roundTrip(t *testing.T, a, b *FD) {
 		t.Fatalf("after writing 2 more on the other, the counter is %d, %v", v, err)
 	}
 	want := uint64(9)
-	if a.Mode() == Semaphore {
+	if a.Mode() == eventfd.Semaphore {
 		want = 1
 	}
 	if v, err := b.Read(); err != nil || v != want {
@@ -312,17 +313,16 @@ func TestParseEnvExamples(t *testing.T) {
 // withoutInheritance hides what this process itself inherited, for the
 // length of the test.
 func withoutInheritance(t *testing.T) {
-	saved := inheritance
-	inheritance.value, inheritance.ok = "", false
-	t.Cleanup(func() { inheritance = saved })
+	startWith(t, "")
+	inheritance.Lock()
+	inheritance.ok = false
+	inheritance.Unlock()
 }
 
 func TestInheritedUnset(t *testing.T) {
 	withoutInheritance(t)
-	t.Setenv(EnvVar, "") // restored (to unset) at the end
-	os.Unsetenv(EnvVar)
 	done := noLeak(t)
-	fds, err := Inherited(uniqueName("unset"), KindSemaphore)
+	fds, err := Inherited(uniqueName("unset"), kindSemaphore)
 	if !errors.Is(err, ErrNotInherited) || fds != nil {
 		t.Fatalf("Inherited with %s unset = %v, %v; want ErrNotInherited", EnvVar, fds, err)
 	}
@@ -332,15 +332,11 @@ func TestInheritedUnset(t *testing.T) {
 // TestInheritedFromStart checks that Inherited still finds what the process
 // started with after init removed it from the environment.
 func TestInheritedFromStart(t *testing.T) {
-	t.Setenv(EnvVar, "")
-	os.Unsetenv(EnvVar)
-	raw := rawEventfd(t, 3, Semaphore)
+	raw := rawEventfd(t, 3, eventfd.Semaphore)
 	name := uniqueName("start")
-	saved := inheritance
-	inheritance.value, inheritance.ok = name+":semaphore:"+strconv.Itoa(raw), true
-	t.Cleanup(func() { inheritance = saved })
+	startWith(t, name+":semaphore:"+strconv.Itoa(raw))
 
-	fds, err := Inherited(name, KindSemaphore)
+	fds, err := Inherited(name, kindSemaphore)
 	if err != nil {
 		unix.Close(raw)
 		t.Fatal(err)
@@ -352,20 +348,20 @@ func TestInheritedFromStart(t *testing.T) {
 }
 
 func TestInheritedSemaphore(t *testing.T) {
-	raw := rawEventfd(t, 2, Semaphore)
+	raw := rawEventfd(t, 2, eventfd.Semaphore)
 	if fdfl, fl := fdFlags(t, raw); fdfl&unix.FD_CLOEXEC != 0 || fl&unix.O_NONBLOCK != 0 {
 		t.Fatalf("test setup: raw eventfd already has flags %#x, %#x", fdfl, fl)
 	}
 	name := uniqueName("sem")
-	t.Setenv(EnvVar, "other:signal:999 "+name+":semaphore:"+strconv.Itoa(raw))
+	startWith(t, "other:signal:999 "+name+":semaphore:"+strconv.Itoa(raw))
 	done := noLeak(t)
-	fds, err := Inherited(name, KindSemaphore)
+	fds, err := Inherited(name, kindSemaphore)
 	if err != nil {
 		unix.Close(raw)
 		t.Fatal(err)
 	}
 	done() // Inherited opens nothing: it takes the number it was given
-	if len(fds) != 1 || fds[0].sysfd != raw || fds[0].Mode() != Semaphore {
+	if len(fds) != 1 || fds[0].Sysfd() != raw || fds[0].Mode() != eventfd.Semaphore {
 		t.Fatalf("Inherited = %+v, want one semaphore-mode FD on %d", fds, raw)
 	}
 	wantCloexecNonblock(t, raw)
@@ -386,7 +382,7 @@ func TestInheritedSemaphore(t *testing.T) {
 	}
 
 	// Taken once only, whether or not it is still open.
-	if again, err := Inherited(name, KindSemaphore); !errors.Is(err, ErrTaken) {
+	if again, err := Inherited(name, kindSemaphore); !errors.Is(err, ErrTaken) {
 		t.Errorf("second Inherited = %v, %v; want ErrTaken", again, err)
 	}
 	if err := fd.Close(); err != nil {
@@ -395,18 +391,18 @@ func TestInheritedSemaphore(t *testing.T) {
 	if isOpen(raw) {
 		t.Errorf("descriptor %d still open after Close", raw)
 	}
-	if again, err := Inherited(name, KindSemaphore); !errors.Is(err, ErrTaken) {
+	if again, err := Inherited(name, kindSemaphore); !errors.Is(err, ErrTaken) {
 		t.Errorf("Inherited after Close = %v, %v; want ErrTaken", again, err)
 	}
 }
 
 func TestInheritedSignalAndWaitGroup(t *testing.T) {
-	sig := rawEventfd(t, 4, Counter)
-	w := []int{rawEventfd(t, 1, Semaphore), rawEventfd(t, 0, Counter), rawEventfd(t, 0, Semaphore)}
+	sig := rawEventfd(t, 4, eventfd.Counter)
+	w := []int{rawEventfd(t, 1, eventfd.Semaphore), rawEventfd(t, 0, eventfd.Counter), rawEventfd(t, 0, eventfd.Semaphore)}
 	sname, wname := uniqueName("sig"), uniqueName("wg")
-	t.Setenv(EnvVar, fmt.Sprintf("%s:signal:%d %s:waitgroup:%d,%d,%d", sname, sig, wname, w[0], w[1], w[2]))
+	startWith(t, fmt.Sprintf("%s:signal:%d %s:waitgroup:%d,%d,%d", sname, sig, wname, w[0], w[1], w[2]))
 
-	sfds, err := Inherited(sname, KindSignal)
+	sfds, err := Inherited(sname, kindSignal)
 	if err != nil {
 		unix.Close(sig)
 		t.Fatal(err)
@@ -418,7 +414,7 @@ func TestInheritedSignalAndWaitGroup(t *testing.T) {
 		t.Fatalf("signal Read = %d, %v; want 7", v, err)
 	}
 
-	wfds, err := Inherited(wname, KindWaitGroup)
+	wfds, err := Inherited(wname, kindWaitGroup)
 	if err != nil {
 		for _, fd := range w {
 			unix.Close(fd)
@@ -427,8 +423,8 @@ func TestInheritedSignalAndWaitGroup(t *testing.T) {
 	}
 	defer closeFDs(t, wfds)
 	for i, fd := range wfds {
-		if fd.sysfd != w[i] || fd.Mode() != KindWaitGroup.Modes[i] {
-			t.Errorf("waitgroup fd %d = %d in %v mode, want %d in %v", i, fd.sysfd, fd.Mode(), w[i], KindWaitGroup.Modes[i])
+		if fd.Sysfd() != w[i] || fd.Mode() != kindWaitGroup.Modes[i] {
+			t.Errorf("waitgroup fd %d = %d in %v mode, want %d in %v", i, fd.Sysfd(), fd.Mode(), w[i], kindWaitGroup.Modes[i])
 		}
 		wantCloexecNonblock(t, w[i])
 	}
@@ -440,10 +436,10 @@ func TestInheritedSignalAndWaitGroup(t *testing.T) {
 // TestInheritedErrors: every wrong input is a clear error, never a panic,
 // opens nothing, and leaves the name free to be taken later.
 func TestInheritedErrors(t *testing.T) {
-	sem := rawEventfd(t, 0, Semaphore)
-	sem2 := rawEventfd(t, 0, Semaphore)
-	sem3 := rawEventfd(t, 0, Semaphore)
-	ctr := rawEventfd(t, 0, Counter)
+	sem := rawEventfd(t, 0, eventfd.Semaphore)
+	sem2 := rawEventfd(t, 0, eventfd.Semaphore)
+	sem3 := rawEventfd(t, 0, eventfd.Semaphore)
+	ctr := rawEventfd(t, 0, eventfd.Counter)
 	closeRaw(t, sem, sem2, sem3, ctr)
 	pr, _ := rawPipe(t)
 	const notOpen = 1 << 29 // above any descriptor this process has
@@ -456,37 +452,37 @@ func TestInheritedErrors(t *testing.T) {
 	}
 	d := strconv.Itoa
 	cases := []tc{
-		{"unknown name", "other-%[1]s:semaphore:" + d(sem), KindSemaphore, []error{ErrNotInherited}},
-		{"empty variable", "", KindSemaphore, []error{ErrNotInherited}},
-		{"spaces only", "   ", KindSemaphore, []error{ErrNotInherited}},
-		{"wrong kind", "%[1]s:signal:" + d(ctr), KindSemaphore, []error{ErrWrongKind}},
-		{"unknown kind", "%[1]s:mutex:" + d(sem), KindSemaphore, []error{ErrWrongKind}},
-		{"waitgroup asked as semaphore", "%[1]s:waitgroup:" + d(sem) + "," + d(ctr) + "," + d(sem2), KindSemaphore, []error{ErrWrongKind}},
-		{"not open", "%[1]s:semaphore:" + d(notOpen), KindSemaphore, []error{os.ErrClosed}},
-		{"not open in a waitgroup", "%[1]s:waitgroup:" + d(sem) + "," + d(ctr) + "," + d(notOpen), KindWaitGroup, []error{os.ErrClosed}},
-		{"pipe", "%[1]s:semaphore:" + d(pr), KindSemaphore, []error{ErrNotEventfd}},
-		{"stdin", "%[1]s:signal:0", KindSignal, []error{ErrNotEventfd, os.ErrClosed}},
-		{"counter mode as semaphore", "%[1]s:semaphore:" + d(ctr), KindSemaphore, []error{ErrWrongMode}},
-		{"semaphore mode as signal", "%[1]s:signal:" + d(sem), KindSignal, []error{ErrWrongMode}},
-		{"waitgroup modes wrong", "%[1]s:waitgroup:" + d(sem) + "," + d(sem2) + "," + d(sem3), KindWaitGroup, []error{ErrWrongMode}},
-		{"two for a semaphore", "%[1]s:semaphore:" + d(sem) + "," + d(sem2), KindSemaphore, []error{ErrMalformed}},
-		{"one for a waitgroup", "%[1]s:waitgroup:" + d(sem), KindWaitGroup, []error{ErrMalformed}},
-		{"missing fds", "%[1]s:semaphore", KindSemaphore, []error{ErrMalformed}},
-		{"empty fds", "%[1]s:semaphore:", KindSemaphore, []error{ErrMalformed}},
-		{"missing kind", "%[1]s::" + d(sem), KindSemaphore, []error{ErrMalformed}},
-		{"too many fields", "%[1]s:semaphore:" + d(sem) + ":1", KindSemaphore, []error{ErrMalformed}},
-		{"bad number", "%[1]s:semaphore:x", KindSemaphore, []error{ErrMalformed}},
-		{"leading zero", "%[1]s:semaphore:0" + d(sem), KindSemaphore, []error{ErrMalformed}},
-		{"negative", "%[1]s:semaphore:-1", KindSemaphore, []error{ErrMalformed}},
-		{"huge", "%[1]s:semaphore:99999999999999999999", KindSemaphore, []error{ErrMalformed}},
-		{"bad name elsewhere", "b@d:semaphore:9 %[1]s:semaphore:" + d(sem), KindSemaphore, []error{ErrMalformed}},
-		{"junk elsewhere", "%[1]s:semaphore:" + d(sem) + " junk", KindSemaphore, []error{ErrMalformed}},
-		{"name twice", "%[1]s:semaphore:" + d(sem) + " %[1]s:semaphore:" + d(sem2), KindSemaphore, []error{ErrMalformed}},
+		{"unknown name", "other-%[1]s:semaphore:" + d(sem), kindSemaphore, []error{ErrNotInherited}},
+		{"empty variable", "", kindSemaphore, []error{ErrNotInherited}},
+		{"spaces only", "   ", kindSemaphore, []error{ErrNotInherited}},
+		{"wrong kind", "%[1]s:signal:" + d(ctr), kindSemaphore, []error{ErrWrongKind}},
+		{"unknown kind", "%[1]s:mutex:" + d(sem), kindSemaphore, []error{ErrWrongKind}},
+		{"waitgroup asked as semaphore", "%[1]s:waitgroup:" + d(sem) + "," + d(ctr) + "," + d(sem2), kindSemaphore, []error{ErrWrongKind}},
+		{"not open", "%[1]s:semaphore:" + d(notOpen), kindSemaphore, []error{os.ErrClosed}},
+		{"not open in a waitgroup", "%[1]s:waitgroup:" + d(sem) + "," + d(ctr) + "," + d(notOpen), kindWaitGroup, []error{os.ErrClosed}},
+		{"pipe", "%[1]s:semaphore:" + d(pr), kindSemaphore, []error{eventfd.ErrNotEventfd}},
+		{"stdin", "%[1]s:signal:0", kindSignal, []error{eventfd.ErrNotEventfd, os.ErrClosed}},
+		{"counter mode as semaphore", "%[1]s:semaphore:" + d(ctr), kindSemaphore, []error{eventfd.ErrWrongMode}},
+		{"semaphore mode as signal", "%[1]s:signal:" + d(sem), kindSignal, []error{eventfd.ErrWrongMode}},
+		{"waitgroup modes wrong", "%[1]s:waitgroup:" + d(sem) + "," + d(sem2) + "," + d(sem3), kindWaitGroup, []error{eventfd.ErrWrongMode}},
+		{"two for a semaphore", "%[1]s:semaphore:" + d(sem) + "," + d(sem2), kindSemaphore, []error{ErrMalformed}},
+		{"one for a waitgroup", "%[1]s:waitgroup:" + d(sem), kindWaitGroup, []error{ErrMalformed}},
+		{"missing fds", "%[1]s:semaphore", kindSemaphore, []error{ErrMalformed}},
+		{"empty fds", "%[1]s:semaphore:", kindSemaphore, []error{ErrMalformed}},
+		{"missing kind", "%[1]s::" + d(sem), kindSemaphore, []error{ErrMalformed}},
+		{"too many fields", "%[1]s:semaphore:" + d(sem) + ":1", kindSemaphore, []error{ErrMalformed}},
+		{"bad number", "%[1]s:semaphore:x", kindSemaphore, []error{ErrMalformed}},
+		{"leading zero", "%[1]s:semaphore:0" + d(sem), kindSemaphore, []error{ErrMalformed}},
+		{"negative", "%[1]s:semaphore:-1", kindSemaphore, []error{ErrMalformed}},
+		{"huge", "%[1]s:semaphore:99999999999999999999", kindSemaphore, []error{ErrMalformed}},
+		{"bad name elsewhere", "b@d:semaphore:9 %[1]s:semaphore:" + d(sem), kindSemaphore, []error{ErrMalformed}},
+		{"junk elsewhere", "%[1]s:semaphore:" + d(sem) + " junk", kindSemaphore, []error{ErrMalformed}},
+		{"name twice", "%[1]s:semaphore:" + d(sem) + " %[1]s:semaphore:" + d(sem2), kindSemaphore, []error{ErrMalformed}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			name := uniqueName("err")
-			t.Setenv(EnvVar, strings.ReplaceAll(c.env, "%[1]s", name))
+			startWith(t, strings.ReplaceAll(c.env, "%[1]s", name))
 			done := noLeak(t)
 			fds, err := Inherited(name, c.kind)
 			if err == nil {
@@ -512,16 +508,16 @@ func TestInheritedErrors(t *testing.T) {
 // TestInheritedFailureLeavesNameFree: a failed Inherited does not take the
 // name; once the entry is right, it succeeds.
 func TestInheritedFailureLeavesNameFree(t *testing.T) {
-	ctr := rawEventfd(t, 0, Counter)
+	ctr := rawEventfd(t, 0, eventfd.Counter)
 	closeRaw(t, ctr)
-	sem := rawEventfd(t, 0, Semaphore)
+	sem := rawEventfd(t, 0, eventfd.Semaphore)
 	name := uniqueName("retry")
-	t.Setenv(EnvVar, name+":semaphore:"+strconv.Itoa(ctr))
-	if _, err := Inherited(name, KindSemaphore); !errors.Is(err, ErrWrongMode) {
-		t.Fatalf("Inherited = %v, want ErrWrongMode", err)
+	startWith(t, name+":semaphore:"+strconv.Itoa(ctr))
+	if _, err := Inherited(name, kindSemaphore); !errors.Is(err, eventfd.ErrWrongMode) {
+		t.Fatalf("Inherited = %v, want eventfd.ErrWrongMode", err)
 	}
-	t.Setenv(EnvVar, name+":semaphore:"+strconv.Itoa(sem))
-	fds, err := Inherited(name, KindSemaphore)
+	startWith(t, name+":semaphore:"+strconv.Itoa(sem))
+	fds, err := Inherited(name, kindSemaphore)
 	if err != nil {
 		unix.Close(sem)
 		t.Fatalf("Inherited after a failure = %v", err)
@@ -534,16 +530,13 @@ func TestInheritedFailureLeavesNameFree(t *testing.T) {
 // reported as one (or as malformed), not be taken for the number its low 32
 // bits make.
 func TestInheritedDescriptorAboveInt32(t *testing.T) {
-	sem := rawEventfd(t, 0, Semaphore)
+	sem := rawEventfd(t, 0, eventfd.Semaphore)
 	closeRaw(t, sem)
 	name := uniqueName("wide")
-	t.Setenv(EnvVar, name+":semaphore:"+strconv.Itoa(1<<32+sem))
+	startWith(t, name+":semaphore:"+strconv.Itoa(1<<32+sem))
 	done := noLeak(t)
-	fds, err := Inherited(name, KindSemaphore)
+	_, err := Inherited(name, kindSemaphore)
 	if err == nil {
-		for _, fd := range fds {
-			fd.closed = true // it names sem, which the test closes
-		}
 		t.Fatalf("Inherited took descriptor %d", 1<<32+sem)
 	}
 	if !errors.Is(err, os.ErrClosed) && !errors.Is(err, ErrMalformed) {
@@ -558,17 +551,16 @@ func TestInheritedDescriptorAboveInt32(t *testing.T) {
 // between. PassTo never writes that, so it is malformed.
 func TestInheritedSameDescriptorTwice(t *testing.T) {
 	t.Run("two names", func(t *testing.T) {
-		sem := rawEventfd(t, 0, Semaphore)
+		sem := rawEventfd(t, 0, eventfd.Semaphore)
 		a, b := uniqueName("twice-a"), uniqueName("twice-b")
-		t.Setenv(EnvVar, fmt.Sprintf("%s:semaphore:%d %s:semaphore:%d", a, sem, b, sem))
-		fa, errA := Inherited(a, KindSemaphore)
-		fb, errB := Inherited(b, KindSemaphore)
+		startWith(t, fmt.Sprintf("%s:semaphore:%d %s:semaphore:%d", a, sem, b, sem))
+		fa, errA := Inherited(a, kindSemaphore)
+		fb, errB := Inherited(b, kindSemaphore)
 		owned := false
-		for _, fds := range [][]*FD{fa, fb} {
+		for _, fds := range [][]*eventfd.FD{fa, fb} {
 			for _, fd := range fds {
 				if owned {
-					fd.closed = true // do not close the number twice
-					continue
+					continue // do not close the number twice
 				}
 				owned = true
 				t.Cleanup(func() { fd.Close() })
@@ -582,11 +574,11 @@ func TestInheritedSameDescriptorTwice(t *testing.T) {
 		}
 	})
 	t.Run("one entry", func(t *testing.T) {
-		s := rawEventfd(t, 0, Semaphore)
-		c := rawEventfd(t, 0, Counter)
+		s := rawEventfd(t, 0, eventfd.Semaphore)
+		c := rawEventfd(t, 0, eventfd.Counter)
 		name := uniqueName("twice-wg")
-		t.Setenv(EnvVar, fmt.Sprintf("%s:waitgroup:%d,%d,%d", name, s, c, s))
-		fds, err := Inherited(name, KindWaitGroup)
+		startWith(t, fmt.Sprintf("%s:waitgroup:%d,%d,%d", name, s, c, s))
+		fds, err := Inherited(name, kindWaitGroup)
 		if err != nil {
 			unix.Close(s)
 			unix.Close(c)
@@ -595,7 +587,6 @@ func TestInheritedSameDescriptorTwice(t *testing.T) {
 			}
 			return
 		}
-		fds[2].closed = true // same number as fds[0]
 		closeFDs(t, fds[:2])
 		t.Errorf("descriptor %d taken twice in one waitgroup", s)
 	})
@@ -622,17 +613,17 @@ func testBinary() *exec.Cmd {
 }
 
 func TestPassToRefuses(t *testing.T) {
-	fds := newFDs(t, Semaphore)
-	closed := newFDs(t, Semaphore, Counter, Semaphore)
+	fds := newFDs(t, eventfd.Semaphore)
+	closed := newFDs(t, eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore)
 	closed[2].Close()
 	done := noLeak(t)
-	if err := PassTo(nil, "jobs", KindSemaphore, fds); err == nil {
+	if err := PassTo(nil, "jobs", kindSemaphore, fds...); err == nil {
 		t.Error("PassTo(nil) succeeded")
 	}
 	for _, name := range []string{"", "a b", "a:b", "a,b", "é", "a\x00", strings.Repeat("n", 256)} {
 		cmd := exec.Command("true")
 		cmd.Env = []string{"A=1"}
-		if err := PassTo(cmd, name, KindSemaphore, fds); !errors.Is(err, os.ErrInvalid) {
+		if err := PassTo(cmd, name, kindSemaphore, fds...); !errors.Is(err, os.ErrInvalid) {
 			t.Errorf("PassTo(name %q) = %v, want os.ErrInvalid", name, err)
 		}
 		if len(cmd.ExtraFiles) != 0 || !slices.Equal(cmd.Env, []string{"A=1"}) {
@@ -640,7 +631,7 @@ func TestPassToRefuses(t *testing.T) {
 		}
 	}
 	cmd := exec.Command("true")
-	if err := PassTo(cmd, "wg", KindWaitGroup, closed); !errors.Is(err, os.ErrClosed) {
+	if err := PassTo(cmd, "wg", kindWaitGroup, closed...); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("PassTo of a closed FD = %v, want os.ErrClosed", err)
 	}
 	if len(cmd.ExtraFiles) != 0 || cmd.Env != nil {
@@ -650,16 +641,16 @@ func TestPassToRefuses(t *testing.T) {
 }
 
 func TestPassToStarted(t *testing.T) {
-	fds := newFDs(t, Semaphore)
+	fds := newFDs(t, eventfd.Semaphore)
 	cmd := testBinary()
 	closeExtraFiles(t, cmd)
-	if err := PassTo(cmd, "jobs", KindSemaphore, fds); err != nil {
+	if err := PassTo(cmd, "jobs", kindSemaphore, fds...); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	err := PassTo(cmd, "more", KindSemaphore, fds)
+	err := PassTo(cmd, "more", kindSemaphore, fds...)
 	if werr := cmd.Wait(); werr != nil {
 		t.Errorf("child: %v", werr)
 	}
@@ -671,28 +662,28 @@ func TestPassToStarted(t *testing.T) {
 	}
 	// exec calls Fd() on the ExtraFiles: the shared description must stay
 	// non-blocking (golang/go#43894).
-	wantCloexecNonblock(t, fds[0].sysfd)
+	wantCloexecNonblock(t, fds[0].Sysfd())
 }
 
 func TestPassToSeveral(t *testing.T) {
-	sem := newFDs(t, Semaphore)
-	sig := newFDs(t, Counter)
-	wg := newFDs(t, Semaphore, Counter, Semaphore)
+	sem := newFDs(t, eventfd.Semaphore)
+	sig := newFDs(t, eventfd.Counter)
+	wg := newFDs(t, eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore)
 	cmd := exec.Command("true")
 	cmd.Env = []string{"A=1", "B=2"}
 	closeExtraFiles(t, cmd)
 	steps := []struct {
 		name string
 		kind Kind
-		fds  []*FD
+		fds  []*eventfd.FD
 		want string
 	}{
-		{"jobs", KindSemaphore, sem, "jobs:semaphore:3"},
-		{"ready", KindSignal, sig, "jobs:semaphore:3 ready:signal:4"},
-		{"done", KindWaitGroup, wg, "jobs:semaphore:3 ready:signal:4 done:waitgroup:5,6,7"},
+		{"jobs", kindSemaphore, sem, "jobs:semaphore:3"},
+		{"ready", kindSignal, sig, "jobs:semaphore:3 ready:signal:4"},
+		{"done", kindWaitGroup, wg, "jobs:semaphore:3 ready:signal:4 done:waitgroup:5,6,7"},
 	}
 	for _, s := range steps {
-		if err := PassTo(cmd, s.name, s.kind, s.fds); err != nil {
+		if err := PassTo(cmd, s.name, s.kind, s.fds...); err != nil {
 			t.Fatalf("PassTo(%s): %v", s.name, err)
 		}
 		if want := []string{"A=1", "B=2", EnvVar + "=" + s.want}; !slices.Equal(cmd.Env, want) {
@@ -710,10 +701,10 @@ func TestPassToSeveral(t *testing.T) {
 	// A name passed twice is an error, and changes nothing.
 	env := slices.Clone(cmd.Env)
 	done := noLeak(t)
-	if err := PassTo(cmd, "ready", KindSignal, sig); err == nil {
+	if err := PassTo(cmd, "ready", kindSignal, sig...); err == nil {
 		t.Error("PassTo of a name already passed succeeded")
 	}
-	if err := PassTo(cmd, "ready", KindSemaphore, sem); err == nil {
+	if err := PassTo(cmd, "ready", kindSemaphore, sem...); err == nil {
 		t.Error("PassTo of a name already passed, as another kind, succeeded")
 	}
 	done()
@@ -725,7 +716,7 @@ func TestPassToSeveral(t *testing.T) {
 // fdExtraSame checks that f, a file PassTo put in ExtraFiles, is a
 // close-on-exec, non-blocking duplicate of fd (without calling f.Fd, which
 // may change the flags).
-func fdExtraSame(t *testing.T, f *os.File, fd *FD) {
+func fdExtraSame(t *testing.T, f *os.File, fd *eventfd.FD) {
 	t.Helper()
 	raw, err := f.SyscallConn()
 	if err != nil {
@@ -733,12 +724,16 @@ func fdExtraSame(t *testing.T, f *os.File, fd *FD) {
 	}
 	var num int
 	raw.Control(func(u uintptr) { num = int(u) })
-	if num == fd.sysfd {
+	if num == fd.Sysfd() {
 		t.Fatalf("ExtraFiles holds the FD's own descriptor %d, not a duplicate", num)
 	}
 	wantCloexecNonblock(t, num)
-	dup := newFD(num, fd.Mode(), true)
-	roundTrip(t, dup, fd) // dup is not closed: f owns the number
+	dup, err := eventfd.Adopt(f, fd.Mode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dup.Close()
+	roundTrip(t, dup, fd)
 }
 
 func TestPassToAfterExtraFiles(t *testing.T) {
@@ -748,12 +743,12 @@ func TestPassToAfterExtraFiles(t *testing.T) {
 	cmd.Env = []string{"A=1", EnvVar + "=old:semaphore:3"}
 	cmd.ExtraFiles = []*os.File{user, nil}
 	closeExtraFiles(t, cmd)
-	sem := newFDs(t, Semaphore)
-	wg := newFDs(t, Semaphore, Counter, Semaphore)
-	if err := PassTo(cmd, "jobs", KindSemaphore, sem); err != nil {
+	sem := newFDs(t, eventfd.Semaphore)
+	wg := newFDs(t, eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore)
+	if err := PassTo(cmd, "jobs", kindSemaphore, sem...); err != nil {
 		t.Fatal(err)
 	}
-	if err := PassTo(cmd, "done", KindWaitGroup, wg); err != nil {
+	if err := PassTo(cmd, "done", kindWaitGroup, wg...); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"A=1", EnvVar + "=jobs:semaphore:5 done:waitgroup:6,7,8"}
@@ -778,13 +773,13 @@ func mustDup(t *testing.T, fd int) int {
 }
 
 func TestPassToOneFDSeveralCommands(t *testing.T) {
-	sem := newFDs(t, Semaphore)
+	sem := newFDs(t, eventfd.Semaphore)
 	var cmds []*exec.Cmd
 	for i := range 3 {
 		cmd := exec.Command("true")
 		cmd.Env = []string{}
 		closeExtraFiles(t, cmd)
-		if err := PassTo(cmd, "jobs", KindSemaphore, sem); err != nil {
+		if err := PassTo(cmd, "jobs", kindSemaphore, sem...); err != nil {
 			t.Fatalf("command %d: %v", i, err)
 		}
 		if want := []string{EnvVar + "=jobs:semaphore:3"}; !slices.Equal(cmd.Env, want) {
@@ -807,11 +802,11 @@ func TestPassToOneFDSeveralCommands(t *testing.T) {
 
 func TestPassToEnviron(t *testing.T) {
 	t.Setenv("EVENTSYNC_TEST_MARK", "here")
-	t.Setenv(EnvVar, "old:semaphore:3 older:signal:4") // as a process's own inheritance would be
-	sem := newFDs(t, Semaphore)
+	startWith(t, "old:semaphore:3 older:signal:4") // as a process's own inheritance would be
+	sem := newFDs(t, eventfd.Semaphore)
 	cmd := exec.Command("true")
 	closeExtraFiles(t, cmd)
-	if err := PassTo(cmd, "jobs", KindSemaphore, sem); err != nil {
+	if err := PassTo(cmd, "jobs", kindSemaphore, sem...); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
@@ -838,11 +833,11 @@ func TestPassToDropsStale(t *testing.T) {
 		"",
 	} {
 		t.Run(stale, func(t *testing.T) {
-			sem := newFDs(t, Semaphore)
+			sem := newFDs(t, eventfd.Semaphore)
 			cmd := exec.Command("true")
 			cmd.Env = []string{"A=1", EnvVar + "=" + stale, "B=2", EnvVar + "=old2:signal:4"}
 			closeExtraFiles(t, cmd)
-			if err := PassTo(cmd, "jobs", KindSemaphore, sem); err != nil {
+			if err := PassTo(cmd, "jobs", kindSemaphore, sem...); err != nil {
 				t.Fatal(err)
 			}
 			want := []string{"A=1", "B=2", EnvVar + "=jobs:semaphore:3"}
@@ -853,18 +848,18 @@ func TestPassToDropsStale(t *testing.T) {
 	}
 
 	// An Env copied from another command, without its files, is stale too.
-	sem := newFDs(t, Semaphore)
-	sig := newFDs(t, Counter)
+	sem := newFDs(t, eventfd.Semaphore)
+	sig := newFDs(t, eventfd.Counter)
 	first := exec.Command("true")
 	first.Env = []string{}
 	closeExtraFiles(t, first)
-	if err := PassTo(first, "jobs", KindSemaphore, sem); err != nil {
+	if err := PassTo(first, "jobs", kindSemaphore, sem...); err != nil {
 		t.Fatal(err)
 	}
 	second := exec.Command("true")
 	second.Env = slices.Clone(first.Env)
 	closeExtraFiles(t, second)
-	if err := PassTo(second, "ready", KindSignal, sig); err != nil {
+	if err := PassTo(second, "ready", kindSignal, sig...); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{EnvVar + "=ready:signal:3"}; !slices.Equal(second.Env, want) {
@@ -874,7 +869,7 @@ func TestPassToDropsStale(t *testing.T) {
 	third := exec.Command("true")
 	third.Env = slices.Clone(first.Env)
 	third.ExtraFiles = slices.Clone(first.ExtraFiles) // closed through first
-	if err := PassTo(third, "ready", KindSignal, sig); err != nil {
+	if err := PassTo(third, "ready", kindSignal, sig...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { third.ExtraFiles[1].Close() })
@@ -886,18 +881,18 @@ func TestPassToDropsStale(t *testing.T) {
 // TestPassToWrongCount: PassTo must never write an entry that parseEnv
 // rejects, or every primitive passed to that command is lost with it.
 func TestPassToWrongCount(t *testing.T) {
-	sem := newFDs(t, Semaphore)
+	sem := newFDs(t, eventfd.Semaphore)
 	for _, c := range []struct {
 		kind Kind
-		fds  []*FD
-	}{{KindSemaphore, nil}, {KindWaitGroup, sem}} {
+		fds  []*eventfd.FD
+	}{{kindSemaphore, nil}, {kindWaitGroup, sem}} {
 		cmd := exec.Command("true")
 		cmd.Env = []string{}
 		closeExtraFiles(t, cmd)
-		if err := PassTo(cmd, "jobs", KindSemaphore, sem); err != nil {
+		if err := PassTo(cmd, "jobs", kindSemaphore, sem...); err != nil {
 			t.Fatal(err)
 		}
-		if err := PassTo(cmd, "bad", c.kind, c.fds); err == nil {
+		if err := PassTo(cmd, "bad", c.kind, c.fds...); err == nil {
 			t.Errorf("PassTo of %d descriptors as a %s succeeded: Env %q", len(c.fds), c.kind.Name, cmd.Env)
 		}
 		v, _ := strings.CutPrefix(cmd.Env[len(cmd.Env)-1], EnvVar+"=")
@@ -944,7 +939,7 @@ func forSockTypes(t *testing.T, f func(t *testing.T, a, b *net.UnixConn)) {
 }
 
 func header(kind Kind, n int) []byte {
-	return []byte{magic[0], magic[1], magic[2], magic[3], 1, kindIndex(kind), byte(n), 0}
+	return []byte{magic[0], magic[1], magic[2], magic[3], 1, kind.ID, byte(n), 0}
 }
 
 // receiveFails checks that Receive fails with one of want and that every
@@ -968,19 +963,19 @@ func receiveFails(t *testing.T, b *net.UnixConn, kind Kind, want ...error) {
 
 func TestSendReceiveSemaphore(t *testing.T) {
 	forSockTypes(t, func(t *testing.T, a, b *net.UnixConn) {
-		sem := newFDs(t, Semaphore)
+		sem := newFDs(t, eventfd.Semaphore)
 		done := noLeak(t)
-		if err := Send(a, KindSemaphore, sem); err != nil {
+		if err := Send(a, kindSemaphore, sem...); err != nil {
 			t.Fatal(err)
 		}
-		got, err := Receive(b, KindSemaphore)
+		got, err := Receive(b, kindSemaphore)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 1 || got[0].Mode() != Semaphore || got[0].sysfd == sem[0].sysfd {
+		if len(got) != 1 || got[0].Mode() != eventfd.Semaphore || got[0].Sysfd() == sem[0].Sysfd() {
 			t.Fatalf("Receive = %+v", got)
 		}
-		wantCloexecNonblock(t, got[0].sysfd)
+		wantCloexecNonblock(t, got[0].Sysfd())
 		if v, err := got[0].Value(); err != nil || v != 10 {
 			t.Errorf("received counter = %d, %v; want 10", v, err)
 		}
@@ -993,12 +988,12 @@ func TestSendReceiveSemaphore(t *testing.T) {
 
 func TestSendReceiveWaitGroup(t *testing.T) {
 	forSockTypes(t, func(t *testing.T, a, b *net.UnixConn) {
-		wg := newFDs(t, KindWaitGroup.Modes...)
+		wg := newFDs(t, kindWaitGroup.Modes...)
 		done := noLeak(t)
-		if err := Send(a, KindWaitGroup, wg); err != nil {
+		if err := Send(a, kindWaitGroup, wg...); err != nil {
 			t.Fatal(err)
 		}
-		got, err := Receive(b, KindWaitGroup)
+		got, err := Receive(b, kindWaitGroup)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1006,10 +1001,10 @@ func TestSendReceiveWaitGroup(t *testing.T) {
 			t.Fatalf("received %d descriptors", len(got))
 		}
 		for i := range got {
-			if got[i].Mode() != KindWaitGroup.Modes[i] {
+			if got[i].Mode() != kindWaitGroup.Modes[i] {
 				t.Errorf("descriptor %d in %v mode", i, got[i].Mode())
 			}
-			wantCloexecNonblock(t, got[i].sysfd)
+			wantCloexecNonblock(t, got[i].Sysfd())
 			if v, err := got[i].Value(); err != nil || v != uint64(10*(i+1)) {
 				t.Errorf("descriptor %d: counter %d, %v; want %d (order kept)", i, v, err, 10*(i+1))
 			}
@@ -1022,11 +1017,11 @@ func TestSendReceiveWaitGroup(t *testing.T) {
 
 func TestReceiveWrongKind(t *testing.T) {
 	forSockTypes(t, func(t *testing.T, a, b *net.UnixConn) {
-		sig := newFDs(t, Counter)
-		if err := Send(a, KindSignal, sig); err != nil {
+		sig := newFDs(t, eventfd.Counter)
+		if err := Send(a, kindSignal, sig...); err != nil {
 			t.Fatal(err)
 		}
-		receiveFails(t, b, KindSemaphore, ErrWrongKind)
+		receiveFails(t, b, kindSemaphore, ErrWrongKind)
 	})
 }
 
@@ -1034,8 +1029,8 @@ func TestReceiveForeign(t *testing.T) {
 	for _, st := range sockTypes {
 		t.Run(st.name, func(t *testing.T) {
 			pr, _ := rawPipe(t)
-			sem := newFDs(t, Semaphore)
-			ctr := newFDs(t, Counter)
+			sem := newFDs(t, eventfd.Semaphore)
+			ctr := newFDs(t, eventfd.Counter)
 			cases := []struct {
 				name string
 				data []byte
@@ -1043,18 +1038,18 @@ func TestReceiveForeign(t *testing.T) {
 				want []error
 			}{
 				{"hello", []byte("hello"), nil, []error{ErrMalformed}},
-				{"hello with a pipe", []byte("hello"), []int{pr}, []error{ErrMalformed, ErrNotEventfd}},
-				{"header with a pipe", header(KindSemaphore, 1), []int{pr}, []error{ErrNotEventfd}},
-				{"header without descriptors", header(KindSemaphore, 1), nil, []error{ErrMalformed}},
-				{"header counting 2", header(KindSemaphore, 2), []int{sem[0].sysfd}, []error{ErrMalformed}},
-				{"two descriptors for a semaphore", header(KindSemaphore, 1), []int{sem[0].sysfd, sem[0].sysfd}, []error{ErrMalformed}},
-				{"counter mode as semaphore", header(KindSemaphore, 1), []int{ctr[0].sysfd}, []error{ErrWrongMode}},
-				{"unknown kind", append(header(KindSemaphore, 1)[:5:5], 9, 1, 0), []int{sem[0].sysfd}, []error{ErrWrongKind}},
-				{"bad version", append(header(KindSemaphore, 1)[:4:4], 2, 1, 1, 0), []int{sem[0].sysfd}, []error{ErrMalformed}},
-				{"bad magic", append([]byte("EVSY"), header(KindSemaphore, 1)[4:]...), []int{sem[0].sysfd}, []error{ErrMalformed}},
+				{"hello with a pipe", []byte("hello"), []int{pr}, []error{ErrMalformed, eventfd.ErrNotEventfd}},
+				{"header with a pipe", header(kindSemaphore, 1), []int{pr}, []error{eventfd.ErrNotEventfd}},
+				{"header without descriptors", header(kindSemaphore, 1), nil, []error{ErrMalformed}},
+				{"header counting 2", header(kindSemaphore, 2), []int{sem[0].Sysfd()}, []error{ErrMalformed}},
+				{"two descriptors for a semaphore", header(kindSemaphore, 1), []int{sem[0].Sysfd(), sem[0].Sysfd()}, []error{ErrMalformed}},
+				{"counter mode as semaphore", header(kindSemaphore, 1), []int{ctr[0].Sysfd()}, []error{eventfd.ErrWrongMode}},
+				{"unknown kind", append(header(kindSemaphore, 1)[:5:5], 9, 1, 0), []int{sem[0].Sysfd()}, []error{ErrWrongKind}},
+				{"bad version", append(header(kindSemaphore, 1)[:4:4], 2, 1, 1, 0), []int{sem[0].Sysfd()}, []error{ErrMalformed}},
+				{"bad magic", append([]byte("EVSY"), header(kindSemaphore, 1)[4:]...), []int{sem[0].Sysfd()}, []error{ErrMalformed}},
 				{"truncated header", []byte("evs"), nil, []error{ErrMalformed}},
-				{"truncated header with a descriptor", header(KindSemaphore, 1)[:3], []int{sem[0].sysfd}, []error{ErrMalformed}},
-				{"six descriptors", header(KindWaitGroup, 6), slices.Repeat([]int{sem[0].sysfd}, 6), []error{ErrMalformed}},
+				{"truncated header with a descriptor", header(kindSemaphore, 1)[:3], []int{sem[0].Sysfd()}, []error{ErrMalformed}},
+				{"six descriptors", header(kindWaitGroup, 6), slices.Repeat([]int{sem[0].Sysfd()}, 6), []error{ErrMalformed}},
 				{"six pipes", []byte("hello"), slices.Repeat([]int{pr}, 6), []error{ErrMalformed}},
 			}
 			for _, c := range cases {
@@ -1067,7 +1062,7 @@ func TestReceiveForeign(t *testing.T) {
 					if _, _, err := a.WriteMsgUnix(c.data, oob, nil); err != nil {
 						t.Fatal(err)
 					}
-					receiveFails(t, b, KindSemaphore, c.want...)
+					receiveFails(t, b, kindSemaphore, c.want...)
 				})
 			}
 		})
@@ -1078,37 +1073,37 @@ func TestReceiveForeign(t *testing.T) {
 // message longer than Send's header is not one Send wrote.
 func TestReceiveTrailingBytes(t *testing.T) {
 	a, b := socketPair(t, unix.SOCK_SEQPACKET)
-	sem := newFDs(t, Semaphore)
-	msg := append(header(KindSemaphore, 1), "and more"...)
-	if _, _, err := a.WriteMsgUnix(msg, unix.UnixRights(sem[0].sysfd), nil); err != nil {
+	sem := newFDs(t, eventfd.Semaphore)
+	msg := append(header(kindSemaphore, 1), "and more"...)
+	if _, _, err := a.WriteMsgUnix(msg, unix.UnixRights(sem[0].Sysfd()), nil); err != nil {
 		t.Fatal(err)
 	}
-	receiveFails(t, b, KindSemaphore, ErrMalformed)
+	receiveFails(t, b, kindSemaphore, ErrMalformed)
 }
 
 func TestSendReceiveClosedAndNil(t *testing.T) {
-	sem := newFDs(t, Semaphore)
+	sem := newFDs(t, eventfd.Semaphore)
 	a, b := socketPair(t, unix.SOCK_STREAM)
 	done := noLeak(t)
-	if err := Send(nil, KindSemaphore, sem); err == nil {
+	if err := Send(nil, kindSemaphore, sem...); err == nil {
 		t.Error("Send(nil) succeeded")
 	}
-	if fds, err := Receive(nil, KindSemaphore); err == nil || fds != nil {
+	if fds, err := Receive(nil, kindSemaphore); err == nil || fds != nil {
 		t.Errorf("Receive(nil) = %v, %v", fds, err)
 	}
-	closed := newFDs(t, Semaphore)
+	closed := newFDs(t, eventfd.Semaphore)
 	closed[0].Close()
-	if err := Send(a, KindWaitGroup, []*FD{sem[0], sem[0], closed[0]}); !errors.Is(err, os.ErrClosed) {
+	if err := Send(a, kindWaitGroup, sem[0], sem[0], closed[0]); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("Send of a closed FD = %v, want os.ErrClosed", err)
 	}
 	done()
 	a.Close()
 	b.Close()
 	done = noLeak(t)
-	if err := Send(a, KindSemaphore, sem); err == nil {
+	if err := Send(a, kindSemaphore, sem...); err == nil {
 		t.Error("Send on a closed conn succeeded")
 	}
-	if fds, err := Receive(b, KindSemaphore); err == nil || fds != nil {
+	if fds, err := Receive(b, kindSemaphore); err == nil || fds != nil {
 		t.Errorf("Receive on a closed conn = %v, %v", fds, err)
 	}
 	done()
@@ -1116,7 +1111,61 @@ func TestSendReceiveClosedAndNil(t *testing.T) {
 	// The peer gone: end of stream is an error too.
 	a, b = socketPair(t, unix.SOCK_STREAM)
 	a.Close()
-	if fds, err := Receive(b, KindSemaphore); err == nil || fds != nil {
+	if fds, err := Receive(b, kindSemaphore); err == nil || fds != nil {
 		t.Errorf("Receive after the peer closed = %v, %v", fds, err)
+	}
+}
+
+// The kinds of the public packages, as they describe themselves.
+var (
+	kindSemaphore = Kind{"semaphore", 1, []eventfd.Mode{eventfd.Semaphore}}
+	kindSignal    = Kind{"signal", 2, []eventfd.Mode{eventfd.Counter}}
+	kindWaitGroup = Kind{"waitgroup", 3, []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}}
+)
+
+// startWith makes v this process's inheritance, as if it had started with
+// EVENTSYNC_FDS=v, for the length of the test.
+func startWith(t *testing.T, v string) {
+	t.Helper()
+	inheritance.Lock()
+	saved := struct {
+		value         string
+		ok            bool
+		open, claimed map[int]bool
+		taken         map[string]bool
+	}{inheritance.value, inheritance.ok, inheritance.open, inheritance.claimed, inheritance.taken}
+	// A new start: no descriptor is claimed yet. Names stay taken, as the
+	// tests use each name once.
+	inheritance.claimed = nil
+	inheritance.Unlock()
+	t.Cleanup(func() {
+		inheritance.Lock()
+		inheritance.value, inheritance.ok, inheritance.open = saved.value, saved.ok, saved.open
+		inheritance.claimed = saved.claimed
+		inheritance.Unlock()
+	})
+	start(v)
+}
+
+// PassTo and Send hand a descriptor out, so its reads switch to RWF_NOWAIT.
+func TestSharingMarksShared(t *testing.T) {
+	fd := newFDs(t, eventfd.Semaphore)
+	cmd := exec.Command("true")
+	if err := PassTo(cmd, "x", kindSemaphore, fd...); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+	if !fd[0].Shared() {
+		t.Fatal("PassTo did not mark the FD shared")
+	}
+	fd = newFDs(t, eventfd.Semaphore)
+	mine, _ := testutil.SocketPair(t)
+	if err := Send(mine, kindSemaphore, fd...); err != nil {
+		t.Fatal(err)
+	}
+	if !fd[0].Shared() {
+		t.Fatal("Send did not mark the FD shared")
 	}
 }

@@ -1,0 +1,45 @@
+// Package share hands eventfds to other processes and takes them from
+// other processes: to a child started with os/exec through its environment
+// (PassTo, Inherited), and to an unrelated process over a Unix socket
+// (Send, Receive).
+//
+// Both protocols are written down once, in the README's "Sharing with other
+// processes" section, for programs in other languages; env.go and message.go
+// implement them. A public package describes what it is made of with a Kind,
+// and the protocols carry the kind's name and ID, never its Go type.
+package share
+
+import (
+	"errors"
+
+	"github.com/eventsync/eventsync/internal/eventfd"
+)
+
+// A Kind is one public type as the sharing protocols see it.
+type Kind struct {
+	// Name is the type's name in EVENTSYNC_FDS and in error messages, and
+	// the package name that prefixes them: "semaphore".
+	Name string
+	// ID stands for the kind in a Send message. It is part of the wire
+	// format: never change or reuse one.
+	ID byte
+	// Modes lists the eventfds the type is made of, in order: three at most.
+	Modes []eventfd.Mode
+}
+
+// Errors of sharing, the same values in every public package.
+var (
+	// ErrNotInherited: no primitive of that name was passed to this process.
+	ErrNotInherited = errors.New("no primitive of that name was inherited")
+	// ErrWrongKind: the primitive passed under that name is of another type.
+	ErrWrongKind = errors.New("primitive is of another type")
+	// ErrMalformed: the environment entry or the message is not one that
+	// PassTo or Send writes.
+	ErrMalformed = errors.New("malformed description of a shared primitive")
+	// ErrTaken: Inherited was already called for that name.
+	ErrTaken = errors.New("inherited primitive already taken")
+	// ErrStarted: PassTo was called after the command started.
+	ErrStarted = errors.New("command already started")
+	// ErrPassed: PassTo was already called with that name on the command.
+	ErrPassed = errors.New("name already passed to this command")
+)

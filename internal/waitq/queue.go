@@ -1,0 +1,465 @@
+// Package waitq parks the goroutines of this process that wait on an
+// eventfd, and wakes them through the Go runtime netpoller.
+//
+// A Queue knows nothing of what its waiters ask for: a Policy, given once at
+// construction, says how a request is served from the descriptor and how
+// what was served is given back.
+package waitq
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventsync/eventsync/internal/eventfd"
+)
+
+// A Policy says how a Queue serves its waiters.
+type Policy interface {
+	// Take serves a request for want without blocking. It returns what it
+	// took, or 0 if it cannot serve the request now; want is 0 for
+	// "whatever is there". A long take calls stop between chunks and, if
+	// it reports true, gives back what it took and returns an error.
+	Take(want uint64, stop func() bool) (uint64, error)
+	// GiveBack returns what a waiter took but could not keep, because its
+	// context was done first.
+	GiveBack(got uint64)
+	// Pending reports whether Take could serve something now, without
+	// taking it.
+	Pending() (bool, error)
+}
+
+// A Watcher is a Policy that must know while this process sleeps on the
+// descriptor: StartWatch runs before the poller first looks at the
+// descriptor, StopWatch once it has stopped.
+type Watcher interface {
+	Policy
+	StartWatch()
+	StopWatch()
+}
+
+type waiter struct {
+	want  uint64
+	got   uint64
+	err   error
+	done  <-chan struct{} // the waiter's ctx.Done()
+	ready chan struct{}   // closed once got or err is set
+	elem  *list.Element   // in Queue.waiters, or nil while being served
+}
+
+// Queue parks goroutines of this process until an eventfd can serve them.
+//
+// Only one goroutine at a time can usefully sleep on a descriptor in the
+// netpoller: an *os.File serialises its readers behind a lock that no context
+// can interrupt, and a read deadline, the netpoller's only way to cancel,
+// applies to every reader at once. One descriptor per waiter would make each
+// cancellable on its own, but every write would then wake every descriptor:
+// quadratic in the number of waiters.
+//
+// So the waiters queue here, each on its own channel beside its own context,
+// and one poller goroutine sleeps in the netpoller for all of them. The
+// poller is started by the first waiter and leaves with the last; it sleeps
+// on a duplicate of the descriptor that it registers with the netpoller when
+// it starts and closes when it leaves, so that nobody pays for wakeups while
+// nobody waits. Whenever the descriptor signals, the poller serves waiters in
+// order. The queue is FIFO, as in golang.org/x/sync/semaphore: a large
+// request at the front is not starved by a stream of small ones from this
+// process.
+//
+// A poller that cannot start (this process is at its descriptor limit, or a
+// peer keeps clearing O_NONBLOCK on the shared description) is retried with
+// a growing delay, up to maxRetryDelay; waiters keep waiting meanwhile, and
+// their contexts and Close still end their waits.
+type Queue struct {
+	watch   *eventfd.FD
+	policy  Policy
+	watcher Watcher // policy, if it is a Watcher
+
+	mu      sync.Mutex
+	waiters list.List // of *waiter, in arrival order
+	current *waiter   // the front waiter, taken off the list while Take runs
+	serving bool      // a goroutine is in serveLocked
+	again   bool      // serveLocked should look once more before it stops
+	readyCh chan struct{}
+
+	polling bool
+	pollFD  *os.File       // the poller's registered duplicate of watch
+	pollers sync.WaitGroup // pollers not yet returned: one, or a leaving one and its successor
+	pollErr error          // the last failure of the waiting machinery, for Close
+	retry   *time.Timer
+	delay   time.Duration // before the next retry
+
+	closed  bool
+	closing atomic.Bool  // closed, for takes in progress
+	queued  atomic.Int32 // waiters, the one being served included
+	active  sync.WaitGroup
+}
+
+const (
+	minRetryDelay = time.Millisecond
+	maxRetryDelay = 100 * time.Millisecond
+)
+
+// New returns a queue whose poller wakes when watch signals, and which
+// serves its waiters with policy. The queue does not own watch: close the
+// queue before watch.
+func New(watch *eventfd.FD, policy Policy) *Queue {
+	q := &Queue{watch: watch, policy: policy}
+	q.watcher, _ = policy.(Watcher)
+	return q
+}
+
+// Busy reports whether goroutines are queued. A fast path that finds the
+// queue busy must queue too, or it would overtake them.
+func (q *Queue) Busy() bool { return q.queued.Load() != 0 }
+
+// Wait queues a request for want and blocks until it is served, ctx is done
+// or the queue is closed. It returns what it got, ctx.Err(), or
+// os.ErrClosed; a request that fails has taken nothing: if it was served
+// while its context became done, what it got is given back.
+func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
+	w := &waiter{want: want, done: ctx.Done(), ready: make(chan struct{})}
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return 0, os.ErrClosed
+	}
+	q.active.Add(1)
+	defer q.active.Done()
+	w.elem = q.waiters.PushBack(w)
+	q.queued.Add(1)
+	q.serveLocked()
+	q.pollLocked()
+	q.mu.Unlock()
+
+	select {
+	case <-w.ready:
+		switch {
+		case w.err == errStopped:
+			return 0, ctx.Err()
+		case w.err != nil:
+			return 0, w.err
+		case isDone(w.done):
+			// Served, but the context is done too: fail, as x/sync does,
+			// and give back what was taken.
+			q.policy.GiveBack(w.got)
+			return 0, ctx.Err()
+		}
+		return w.got, nil
+	case <-w.done:
+	}
+	q.mu.Lock()
+	if w.elem != nil {
+		front := q.waiters.Front() == w.elem
+		q.unlinkLocked(w)
+		q.queued.Add(-1)
+		if front {
+			// Those behind may be servable now.
+			q.serveLocked()
+		}
+		q.pollLocked()
+		q.mu.Unlock()
+		return 0, ctx.Err()
+	}
+	q.mu.Unlock()
+	// Served or failed, or being served: its stop func sees the context,
+	// so a long take ends soon.
+	<-w.ready
+	if w.err == nil {
+		q.policy.GiveBack(w.got)
+	}
+	return 0, ctx.Err()
+}
+
+// Ready returns a channel that is closed once Take could serve something,
+// or the queue is closed. Callers share one channel until it closes. Ready
+// takes nothing, and does not hold up Wait's callers or fast paths.
+func (q *Queue) Ready() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.readyCh != nil {
+		return q.readyCh
+	}
+	ch := make(chan struct{})
+	if q.closed {
+		close(ch)
+		return ch
+	}
+	q.readyCh = ch
+	q.serveLocked()
+	q.pollLocked()
+	return ch
+}
+
+// unlinkLocked takes w off the list; it still counts as queued until it is
+// finished or given up.
+func (q *Queue) unlinkLocked(w *waiter) {
+	q.waiters.Remove(w.elem)
+	w.elem = nil
+}
+
+func (q *Queue) finishLocked(w *waiter, got uint64, err error) {
+	w.got, w.err = got, err
+	q.queued.Add(-1)
+	close(w.ready)
+}
+
+// serveLocked serves the Ready channel, then waiters from the front until
+// one cannot be served. Take runs without mu, so that other waiters can cancel
+// and new ones queue while a long take is under way; only one goroutine
+// serves at a time, and one that finds another serving leaves it a note to
+// look again.
+func (q *Queue) serveLocked() {
+	if q.serving {
+		q.again = true
+		return
+	}
+	q.serving = true
+	for {
+		q.again = false
+		// Ready first: a waiter served next may take what fired it.
+		q.serveReadyLocked()
+		q.serveWaitersLocked()
+		if !q.again {
+			break
+		}
+	}
+	q.serving = false
+}
+
+func (q *Queue) serveWaitersLocked() {
+	for e := q.waiters.Front(); e != nil && !q.closed; e = q.waiters.Front() {
+		w := e.Value.(*waiter)
+		q.unlinkLocked(w)
+		q.current = w
+		q.mu.Unlock()
+		got, err := q.policy.Take(w.want, func() bool { return q.stopped(w) })
+		q.mu.Lock()
+		q.current = nil
+		switch {
+		case err == nil && got != 0:
+			q.finishLocked(w, got, nil)
+		case q.closed || errors.Is(err, os.ErrClosed):
+			q.finishLocked(w, 0, os.ErrClosed)
+		case isDone(w.done):
+			// Wait may be blocked on w.ready already: it reports ctx.Err().
+			q.finishLocked(w, 0, errStopped)
+		case err != nil:
+			q.finishLocked(w, 0, err)
+		default:
+			// Not servable yet: back to the front, where it was.
+			w.elem = q.waiters.PushFront(w)
+			return
+		}
+	}
+}
+
+// stopped reports whether a take for w should give up: its context is done,
+// or the queue is closing.
+func (q *Queue) stopped(w *waiter) bool {
+	return isDone(w.done) || q.closing.Load()
+}
+
+func isDone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
+// errStopped fails a waiter whose context was done while it was being
+// served; Wait reports ctx.Err() instead.
+var errStopped = errors.New("wait stopped")
+
+func (q *Queue) serveReadyLocked() {
+	if q.readyCh == nil {
+		return
+	}
+	if pending, err := q.policy.Pending(); pending || err != nil {
+		close(q.readyCh)
+		q.readyCh = nil
+	}
+}
+
+// wantedLocked reports whether anybody needs the poller.
+func (q *Queue) wantedLocked() bool {
+	return !q.closed && (q.waiters.Len() > 0 || q.current != nil || q.readyCh != nil)
+}
+
+// pollLocked makes sure that a poller runs while anybody waits, and tells
+// one that nobody needs to go.
+func (q *Queue) pollLocked() {
+	switch {
+	case q.wantedLocked() && !q.polling && q.retry == nil:
+		if err := q.startPollerLocked(); err != nil {
+			q.retryLocked(err)
+		}
+	case !q.wantedLocked() && q.polling:
+		q.wakeLocked()
+	}
+}
+
+func (q *Queue) startPollerLocked() error {
+	f, err := q.watch.Pollable()
+	if err != nil {
+		return err
+	}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if q.watcher != nil {
+		q.watcher.StartWatch()
+	}
+	q.polling = true
+	q.pollFD = f
+	q.delay = 0
+	q.pollers.Add(1)
+	go q.poll(f, raw)
+	return nil
+}
+
+// retryLocked tries to start a poller again after a while: the failure
+// (no descriptor to spare, a flag a peer cleared) is expected to pass.
+func (q *Queue) retryLocked(err error) {
+	q.pollErr = err
+	q.delay = min(max(2*q.delay, minRetryDelay), maxRetryDelay)
+	q.retry = time.AfterFunc(q.delay, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		q.retry = nil
+		if q.closed {
+			return
+		}
+		q.serveLocked()
+		q.pollLocked()
+	})
+}
+
+// wakeLocked interrupts the poller's sleep with a read deadline in the past.
+// Only the poller reads its descriptor, so nobody else is disturbed.
+func (q *Queue) wakeLocked() {
+	if err := q.pollFD.SetReadDeadline(time.Unix(1, 0)); err != nil {
+		q.pollErr = err
+	}
+}
+
+// poll sleeps in the netpoller until the descriptor signals, serves waiters,
+// and returns when none are left. The callback runs before every sleep, so a
+// signal that arrives while it runs is never lost: the netpoller keeps it
+// and the next sleep returns at once.
+func (q *Queue) poll(f *os.File, raw interface {
+	Read(func(uintptr) bool) error
+}) {
+	defer q.pollers.Done()
+	for {
+		err := raw.Read(func(uintptr) bool {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			q.serveLocked()
+			if !q.wantedLocked() {
+				q.polling = false
+				q.pollFD = nil
+				return true
+			}
+			return false
+		})
+		if err == nil {
+			break
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// wakeLocked woke us; look again.
+			if err = f.SetReadDeadline(time.Time{}); err == nil {
+				continue
+			}
+		}
+		// Not expected: the netpoller failed on this duplicate. Start
+		// afresh on a new one; the waiters keep waiting.
+		q.mu.Lock()
+		q.polling = false
+		q.pollFD = nil
+		q.retryLocked(err)
+		q.mu.Unlock()
+		break
+	}
+	if err := f.Close(); err != nil {
+		q.mu.Lock()
+		q.pollErr = err
+		q.mu.Unlock()
+	}
+	if q.watcher != nil {
+		q.watcher.StopWatch()
+	}
+}
+
+func (q *Queue) failLocked(err error) {
+	for e := q.waiters.Front(); e != nil; e = q.waiters.Front() {
+		w := e.Value.(*waiter)
+		q.unlinkLocked(w)
+		q.finishLocked(w, 0, err)
+	}
+}
+
+// Close fails every queued waiter with os.ErrClosed, closes the Ready
+// channel, lets Wait calls under way finish (one served as its context was
+// done may still need the descriptor to give back what it got), and waits
+// for the poller to leave. It returns os.ErrClosed if the queue was already
+// closed. The descriptor is the caller's to close, after Close returns.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return os.ErrClosed
+	}
+	q.closed = true
+	q.closing.Store(true)
+	q.failLocked(os.ErrClosed)
+	if q.readyCh != nil {
+		close(q.readyCh)
+		q.readyCh = nil
+	}
+	if q.retry != nil {
+		q.retry.Stop()
+		q.retry = nil
+	}
+	if q.polling {
+		q.wakeLocked()
+	}
+	q.mu.Unlock()
+
+	q.active.Wait()
+	// A poller that has let go of the queue may still be closing its
+	// descriptor: wait for every one, polling or not.
+	q.pollers.Wait()
+	return nil
+}
+
+// Len reports how many waiters are queued. Tests use it to know that
+// goroutines are blocked before they act on them.
+func (q *Queue) Len() int { return int(q.queued.Load()) }
+
+// Polling reports whether a poller goroutine is running. Tests use it to
+// know that the poller left with the last waiter.
+func (q *Queue) Polling() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.polling
+}
+
+// Retries reports whether a poller that could not start is waiting to be
+// tried again. Tests use it to know that the waiting machinery failed.
+func (q *Queue) Retries() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.retry != nil
+}
+
+// FD returns the descriptor the queue watches.
+func (q *Queue) FD() *eventfd.FD { return q.watch }
