@@ -1,0 +1,13 @@
+package semaphore
+
+// Weighted is Semaphore under the name golang.org/x/sync/semaphore gives it, so that code switches by its import path alone.
+type Weighted = Semaphore
+
+// NewWeighted returns a Semaphore with n free permits, as golang.org/x/sync/semaphore.NewWeighted does. It panics if n < 0 or the eventfd cannot be made (use New to get that error instead).
+func NewWeighted(n int64) *Semaphore {
+	s, err := New(n)
+	if err != nil {
+		panic("semaphore: NewWeighted: " + err.Error())
+	}
+	return s
+}
