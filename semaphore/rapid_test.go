@@ -91,8 +91,8 @@ func TestRapidSemaphore(t *testing.T) {
 		defer unstick()
 		var (
 			held, taken, given atomic.Int64 // held now; taken and given back, in total
-			closed             atomic.Bool // Close has been called
-			closeReturned      atomic.Bool // and has returned
+			closed             atomic.Bool  // Close has been called
+			closeReturned      atomic.Bool  // and has returned
 			closeOnce          sync.Once
 			failures           = make(chan string, 64)
 		)
