@@ -1,0 +1,13 @@
+//go:build linux
+
+package upstream
+
+import (
+	"testing"
+
+	"github.com/eventsync/eventsync/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	testutil.Main(m, nil)
+}

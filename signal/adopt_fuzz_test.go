@@ -1,0 +1,30 @@
+//go:build linux
+
+package signal_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/eventsync/eventsync/internal/testutil"
+	"github.com/eventsync/eventsync/signal"
+)
+
+// FromFile over descriptor kinds (eventfds of either mode, a pipe, a
+// socket, a regular file, /dev/null, a memfd, an epoll descriptor, a
+// closed file) and flags (O_NONBLOCK, FD_CLOEXEC): it never panics,
+// succeeds exactly for an eventfd in counter mode, fails with
+// ErrWrongMode, ErrNotEventfd or os.ErrClosed otherwise, and leaks no
+// descriptor.
+func FuzzFromFile(f *testing.F) {
+	testutil.AdoptSeeds(f)
+	f.Fuzz(func(t *testing.T, kind, flags uint8, init uint32) {
+		testutil.CheckAdopt(t, kind, flags, init, false, func(file *os.File) (testutil.Adopted, error) {
+			s, err := signal.FromFile(file)
+			if s == nil {
+				return nil, err
+			}
+			return s, err
+		}, signal.ErrNotEventfd, signal.ErrWrongMode)
+	})
+}
