@@ -485,6 +485,7 @@ func TestInheritedErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			skipUnlessModeShown(t, c.want)
 			name := uniqueName("err")
 			t.Setenv(EnvVar, strings.ReplaceAll(c.env, "%[1]s", name))
 			done := noLeak(t)
@@ -515,6 +516,7 @@ func TestInheritedFailureLeavesNameFree(t *testing.T) {
 	ctr := rawEventfd(t, 0, Counter)
 	closeRaw(t, ctr)
 	sem := rawEventfd(t, 0, Semaphore)
+	skipUnlessModeShown(t, []error{ErrWrongMode})
 	name := uniqueName("retry")
 	t.Setenv(EnvVar, name+":semaphore:"+strconv.Itoa(ctr))
 	if _, err := Inherited(name, KindSemaphore); !errors.Is(err, ErrWrongMode) {
@@ -1059,6 +1061,7 @@ func TestReceiveForeign(t *testing.T) {
 			}
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
+					skipUnlessModeShown(t, c.want)
 					a, b := socketPair(t, st.typ)
 					var oob []byte
 					if len(c.fds) > 0 {
