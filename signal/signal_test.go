@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventsync/eventsync/internal/kernelaio"
 	"github.com/eventsync/eventsync/internal/kernel"
+	"github.com/eventsync/eventsync/internal/kernelaio"
 	"github.com/eventsync/eventsync/internal/testutil"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
