@@ -25,7 +25,8 @@ func skipUnlessModeShown(t *testing.T, want []error) {
 
 // fdinfo as kernels of each era print it for an eventfd holding 5 (EFD_CLOEXEC
 // | EFD_NONBLOCK, so flags 02004002): 3.8 brought eventfd-count, 5.2
-// eventfd-id, 5.14 the ino line of every fdinfo, 6.5 eventfd-semaphore.
+// eventfd-id, 6.5 eventfd-semaphore; later kernels add an ino line to every
+// fdinfo.
 var fdinfoFixtures = []struct {
 	kernel   string
 	info     string
