@@ -131,6 +131,11 @@ func New(n int64) (*Semaphore, error) {
 // ErrNotEventfd or ErrWrongMode. FromFile duplicates the descriptor, as
 // net.FileConn does: the caller still closes f, and Close leaves f open.
 //
+// The mode is checked where the kernel shows it (Linux 6.5 and later). Older
+// kernels do not, and it cannot be told without taking from the counter, so
+// there FromFile takes it on trust: a counter-mode eventfd is accepted, and
+// one Acquire(1) on it takes the whole count.
+//
 // FromFile sets O_NONBLOCK on the descriptor. The flag belongs to the open
 // file description, so every process holding it sees the change: a C peer
 // must poll(2) before it reads (see the README). A Semaphore adopted this

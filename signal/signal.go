@@ -123,6 +123,11 @@ func New() (*Signal, error) {
 // or ErrWrongMode. FromFile duplicates the descriptor, as net.FileConn does:
 // the caller still closes f, and Close leaves f open.
 //
+// The mode is checked where the kernel shows it (Linux 6.5 and later). Older
+// kernels do not, and it cannot be told without taking from the counter, so
+// there FromFile takes it on trust: a semaphore-mode eventfd is accepted, and
+// each Wait on it returns 1, leaving the rest pending.
+//
 // FromFile sets O_NONBLOCK on the descriptor. The flag belongs to the open
 // file description, so every process holding it sees the change: a C peer
 // must poll(2) before it reads (see the README).

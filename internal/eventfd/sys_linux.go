@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/eventsync/eventsync/internal/kernel"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +25,7 @@ func sysCreate(init uint64, mode Mode) (int, error) {
 	}
 	fd, err := unix.Eventfd(initval, flags)
 	if err != nil {
-		return -1, os.NewSyscallError("eventfd", err)
+		return -1, kernel.EventfdError(err, mode == Semaphore)
 	}
 	if init > math.MaxUint32 {
 		if err := sysWrite(fd, init); err != nil {
@@ -55,7 +56,7 @@ func sysAdopt(fd int, mode Mode) (int, error) {
 // check tells whether fd is an eventfd in the given mode. The kernel names
 // the inode "anon_inode:[eventfd]"; since Linux 6.5 it also shows
 // "eventfd-semaphore:" in fdinfo, and where it does not, the mode cannot be
-// told and is taken on trust.
+// told and is taken on trust (see modeIn).
 func check(fd int, mode Mode) error {
 	var buf [64]byte
 	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
@@ -69,7 +70,7 @@ func check(fd int, mode Mode) error {
 	if err != nil {
 		return err
 	}
-	if found, ok := parseMode(info); ok && found != mode {
+	if found, ok := modeIn(info); ok && found != mode {
 		return fmt.Errorf("eventfd is in %v mode, want %v mode: %w", found, mode, ErrWrongMode)
 	}
 	return nil
@@ -88,8 +89,10 @@ const (
 // A shared descriptor is read with preadv2(RWF_NOWAIT), which fails with
 // EAGAIN on an empty eventfd even when another process has cleared
 // O_NONBLOCK on the shared file description: no peer can make this read
-// block a thread. A private one, whose O_NONBLOCK only this package sets, is
-// read with read(2), which the kernel serves faster.
+// block a thread. Kernels before 5.8 refuse the flag on an eventfd: there a
+// shared descriptor is read as readPolled says. A private one, whose
+// O_NONBLOCK only this package sets, is read with read(2), which the kernel
+// serves faster.
 func sysRead(fd int, shared bool) (uint64, error) {
 	var v uint64
 	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&v))}
@@ -97,6 +100,9 @@ func sysRead(fd int, shared bool) (uint64, error) {
 	for {
 		var e unix.Errno
 		if shared {
+			if !kernel.NoWaitRead() {
+				return readPolled(fd)
+			}
 			_, _, e = unix.RawSyscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, offLo, offHi, unix.RWF_NOWAIT)
 		} else {
 			_, _, e = unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&v)), 8)

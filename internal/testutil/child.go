@@ -18,10 +18,12 @@ import (
 // roleEnv names the role a re-executed test binary plays.
 const roleEnv = "EVENTSYNC_TEST_ROLE"
 
-// Main is TestMain for every package: in a child started by Child it runs
-// the child's role and exits with its status; otherwise it runs the tests
-// and checks that they leak no goroutine.
+// Main is TestMain for every package: it first emulates the older kernel
+// that EVENTSYNC_KERNEL_PROFILE names, if any; then in a child started by
+// Child it runs the child's role and exits with its status; otherwise it
+// runs the tests and checks that they leak no goroutine.
 func Main(m *testing.M, roles map[string]func(args []string) error) {
+	emulateKernel()
 	if role, ok := os.LookupEnv(roleEnv); ok {
 		f, ok := roles[role]
 		if !ok {
