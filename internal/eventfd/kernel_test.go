@@ -13,14 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// skipUnlessModeShown skips a case that expects ErrWrongMode on a kernel
-// that does not show the mode (before 6.5): there it is taken on trust, as
-// TestModeTakenOnTrust checks.
-func skipUnlessModeShown(t *testing.T, want []error) {
-	t.Helper()
-	testutil.SkipUnlessModeShown(t, slices.Contains(want, ErrWrongMode))
-}
-
 // fdinfo as kernels of each era print it for an eventfd holding 5 (EFD_CLOEXEC
 // | EFD_NONBLOCK, so flags 02004002): 3.8 brought eventfd-count, 5.2
 // eventfd-id, 6.5 eventfd-semaphore; later kernels add an ino line to every
