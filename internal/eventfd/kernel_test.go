@@ -4,7 +4,6 @@ package eventfd
 
 import (
 	"errors"
-	"slices"
 	"strconv"
 	"testing"
 
