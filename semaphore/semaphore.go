@@ -33,6 +33,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/eventsync/eventsync/internal/eventfd"
@@ -77,7 +79,6 @@ var (
 // at once.
 type Semaphore struct {
 	permits *permits
-	q       *waitq.Queue
 	cleanup runtime.Cleanup
 }
 
@@ -85,45 +86,179 @@ type Semaphore struct {
 // wire format.
 var kind = share.Kind{Name: "semaphore", ID: 1, Modes: []eventfd.Mode{eventfd.Semaphore}}
 
-// permits is the eventfd, and how its waiters are served. It is also the
-// address at which the race detector is told of Release's edges.
+// permits are the Semaphore's state, and how its waiters are served. It is
+// also the address at which the race detector is told of Release's edges.
+//
+// Until the Semaphore is shared (File, PassTo, Send), nobody outside this
+// process can see its permits, so they are a number in the process, guarded
+// by mu, and a Release hands them to the waiters directly. Sharing moves
+// them into a new eventfd once, under mu; from then on the eventfd is the
+// one truth. A Semaphore made from a descriptor (FromFile, Inherited,
+// Receive) starts shared.
 type permits struct {
-	fd *eventfd.FD
+	fd     atomic.Pointer[eventfd.FD] // nil while the permits live in local
+	mu     sync.Mutex
+	local  uint64
+	closed bool
+	q      *waitq.Queue
 }
 
 func (p *permits) Take(want uint64, stop func() bool) (uint64, error) {
-	ok, err := p.fd.Take(want, stop)
-	if !ok {
-		return 0, err
+	if fd := p.shared(); fd != nil {
+		ok, err := fd.Take(want, stop)
+		if !ok {
+			return 0, err
+		}
+		return want, nil
 	}
+	p.mu.Lock()
+	if fd := p.fd.Load(); fd != nil {
+		p.mu.Unlock()
+		return p.Take(want, stop)
+	}
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return 0, os.ErrClosed
+	case p.local < want:
+		return 0, nil
+	}
+	p.local -= want
 	return want, nil
 }
 
 func (p *permits) GiveBack(n uint64) {
 	if n > 0 {
-		// Cannot overflow: these permits were in the counter a moment ago.
-		_ = p.fd.Write(n)
+		// Cannot overflow: these permits were there a moment ago.
+		_ = p.add(n)
 	}
 }
 
-func (p *permits) Pending() (bool, error) { return p.fd.Pending() }
+// add gives back n permits, and serves this process's waiters.
+func (p *permits) add(n uint64) error {
+	if fd := p.shared(); fd != nil {
+		return fd.Write(n)
+	}
+	p.mu.Lock()
+	if fd := p.fd.Load(); fd != nil {
+		p.mu.Unlock()
+		return fd.Write(n)
+	}
+	switch {
+	case p.closed:
+		p.mu.Unlock()
+		return os.ErrClosed
+	case p.local > eventfd.MaxCount-n:
+		p.mu.Unlock()
+		return eventfd.ErrOverflow
+	}
+	p.local += n
+	p.mu.Unlock()
+	p.q.Serve()
+	return nil
+}
+
+func (p *permits) Pending() (bool, error) {
+	if fd := p.shared(); fd != nil {
+		return fd.Pending()
+	}
+	v, err := p.value()
+	return v > 0, err
+}
+
+// shared returns the eventfd, or nil while the permits live in the process.
+func (p *permits) shared() *eventfd.FD { return p.fd.Load() }
+
+func (p *permits) value() (uint64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if fd := p.fd.Load(); fd != nil {
+		return fd.Value()
+	}
+	if p.closed {
+		return 0, os.ErrClosed
+	}
+	return p.local, nil
+}
+
+func (p *permits) isClosed() bool {
+	if fd := p.shared(); fd != nil {
+		return fd.Closed()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// share returns the eventfd, moving the permits into a new one if they live
+// in the process: the first File, PassTo or Send does.
+func (p *permits) share() (*eventfd.FD, error) {
+	if fd := p.shared(); fd != nil {
+		return fd, nil
+	}
+	p.mu.Lock()
+	if fd := p.fd.Load(); fd != nil {
+		p.mu.Unlock()
+		return fd, nil
+	}
+	if p.closed {
+		p.mu.Unlock()
+		return nil, os.ErrClosed
+	}
+	fd, err := eventfd.New(p.local, eventfd.Semaphore)
+	if err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
+	p.local = 0
+	p.fd.Store(fd)
+	p.mu.Unlock()
+	// Waiters queued before the move keep their place; the poller serves
+	// them from the eventfd.
+	p.q.Share(fd)
+	return fd, nil
+}
+
+// close marks the permits closed and returns the eventfd, if any.
+func (p *permits) close() (*eventfd.FD, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	was := p.closed
+	p.closed = true
+	return p.fd.Load(), was
+}
 
 func (p *permits) race() unsafe.Pointer { return unsafe.Pointer(p) }
 
-// New returns a Semaphore with n free permits, in a new eventfd that is
-// close-on-exec and non-blocking. n may exceed 2^32-1. New returns an error
-// wrapping os.ErrInvalid if n is negative, and one satisfying
-// errors.Is(err, errors.ErrUnsupported) on systems other than Linux.
+// New returns a Semaphore with n free permits. n may exceed 2^32-1. New
+// returns an error wrapping os.ErrInvalid if n is negative, and one
+// satisfying errors.Is(err, errors.ErrUnsupported) on systems other than
+// Linux.
+//
+// The permits live in this process, at the cost of a mutex, until the
+// Semaphore is first shared with File, PassTo or Send, which moves them into
+// a new eventfd (close-on-exec and non-blocking) that is the one truth from
+// then on.
 func New(n int64) (*Semaphore, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("semaphore: New(%d): negative permit count: %w", n, os.ErrInvalid)
 	}
-	fd, err := eventfd.New(uint64(n), eventfd.Semaphore)
-	if err != nil {
+	if err := eventfd.Supported(); err != nil {
 		return nil, fmt.Errorf("semaphore: New: %w", err)
 	}
-	return newSemaphore(fd), nil
+	s := newSemaphore(nil)
+	s.permits.local = uint64(n)
+	if shareAtNew {
+		if _, err := s.permits.share(); err != nil {
+			return nil, fmt.Errorf("semaphore: New: %w", err)
+		}
+	}
+	return s, nil
 }
+
+// shareAtNew makes New move the permits into an eventfd at once. The tests
+// set it, from EVENTSYNC_TEST_SHARED, to run every test on both states.
+var shareAtNew bool
 
 // FromFile returns a Semaphore on the eventfd that f holds, for example one
 // made by a C program. f must be an eventfd in semaphore mode
@@ -148,27 +283,33 @@ func FromFile(f *os.File) (*Semaphore, error) {
 	return newSemaphore(fd), nil
 }
 
+// newSemaphore returns a Semaphore on fd, or on permits in the process if
+// fd is nil.
 func newSemaphore(fd *eventfd.FD) *Semaphore {
-	p := &permits{fd: fd}
-	s := &Semaphore{permits: p, q: waitq.New(fd, p)}
-	s.cleanup = runtime.AddCleanup(s, closeAll, s.q)
+	p := &permits{}
+	p.q = waitq.New(fd, p)
+	if fd != nil {
+		p.fd.Store(fd)
+	}
+	s := &Semaphore{permits: p}
+	s.cleanup = runtime.AddCleanup(s, closeAll, p)
 	return s
 }
 
 // closeAll gives the descriptor back when a Semaphore is collected
 // unclosed. Nobody can be waiting on it then.
-func closeAll(q *waitq.Queue) {
-	if q.Close() == nil {
-		q.FD().Close()
+func closeAll(p *permits) {
+	if fd, was := p.close(); !was && p.q.Close() == nil && fd != nil {
+		fd.Close()
 	}
 }
 
-// fd returns s's eventfd, or panics if s was not made by a constructor.
-func (s *Semaphore) fd() *eventfd.FD {
+// p returns s's permits, or panics if s was not made by a constructor.
+func (s *Semaphore) p() *permits {
 	if s == nil || s.permits == nil {
 		panic("semaphore: use of a Semaphore not made by New, NewWeighted, FromFile, Inherited or Receive")
 	}
-	return s.permits.fd
+	return s.permits
 }
 
 // Acquire takes n permits, blocking until they are free, ctx is done, or
@@ -188,7 +329,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	if n < 0 {
 		panic("semaphore: Acquire with negative n")
 	}
-	fd := s.fd()
+	p := s.p()
 	done := ctx.Done()
 	select {
 	case <-done:
@@ -196,16 +337,16 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	default:
 	}
 	if n == 0 {
-		if fd.Closed() {
+		if p.isClosed() {
 			return errClosed("Acquire")
 		}
 		return nil
 	}
-	if !s.q.Busy() {
-		ok, err := fd.Take(uint64(n), func() bool { return ctx.Err() != nil })
+	if !p.q.Busy() {
+		got, err := p.Take(uint64(n), func() bool { return ctx.Err() != nil })
 		switch {
-		case ok:
-			race.Acquire(s.permits.race())
+		case got != 0:
+			race.Acquire(p.race())
 			return nil
 		case errors.Is(err, eventfd.ErrInterrupted):
 			return ctx.Err()
@@ -213,13 +354,13 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 			return opError("Acquire", err)
 		}
 	}
-	if _, err := s.q.Wait(ctx, uint64(n)); err != nil {
+	if _, err := p.q.Wait(ctx, uint64(n)); err != nil {
 		if err == ctx.Err() {
 			return err
 		}
 		return opError("Acquire", err)
 	}
-	race.Acquire(s.permits.race())
+	race.Acquire(p.race())
 	return nil
 }
 
@@ -230,16 +371,15 @@ func (s *Semaphore) TryAcquire(n int64) bool {
 	if n < 0 {
 		panic("semaphore: TryAcquire with negative n")
 	}
-	fd := s.fd()
+	p := s.p()
 	if n == 0 {
-		return !fd.Closed()
+		return !p.isClosed()
 	}
-	if s.q.Busy() {
+	if p.q.Busy() {
 		return false
 	}
-	ok, err := fd.Take(uint64(n), nil)
-	if ok && err == nil {
-		race.Acquire(s.permits.race())
+	if got, _ := p.Take(uint64(n), nil); got != 0 {
+		race.Acquire(p.race())
 		return true
 	}
 	return false
@@ -256,15 +396,15 @@ func (s *Semaphore) Release(n int64) {
 	if n < 0 {
 		panic("semaphore: Release with negative n")
 	}
-	fd := s.fd()
+	p := s.p()
 	if n == 0 {
-		if fd.Closed() {
+		if p.isClosed() {
 			panic("semaphore: Release on closed Semaphore")
 		}
 		return
 	}
-	race.ReleaseMerge(s.permits.race())
-	switch err := fd.Write(uint64(n)); err {
+	race.ReleaseMerge(p.race())
+	switch err := p.add(uint64(n)); err {
 	case nil:
 	case os.ErrClosed:
 		panic("semaphore: Release on closed Semaphore")
@@ -275,10 +415,11 @@ func (s *Semaphore) Release(n int64) {
 	}
 }
 
-// Value reports the permits free now, as the kernel reports them in
-// /proc/self/fdinfo. Other processes may change it at any moment.
+// Value reports the permits free now: once s is shared, as the kernel
+// reports them in /proc/self/fdinfo. Other processes may change it at any
+// moment.
 func (s *Semaphore) Value() (uint64, error) {
-	v, err := s.fd().Value()
+	v, err := s.p().value()
 	if err != nil {
 		return 0, opError("Value", err)
 	}
@@ -290,7 +431,11 @@ func (s *Semaphore) Value() (uint64, error) {
 // affect s. It is close-on-exec: to hand it to a child, pass it in
 // exec.Cmd.ExtraFiles.
 func (s *Semaphore) File() (*os.File, error) {
-	f, err := s.fd().Dup()
+	fd, err := s.p().share()
+	if err != nil {
+		return nil, opError("File", err)
+	}
+	f, err := fd.Dup()
 	if err != nil {
 		return nil, opError("File", err)
 	}
@@ -302,13 +447,19 @@ func (s *Semaphore) File() (*os.File, error) {
 // processes holding the eventfd are not affected. Close returns an error
 // wrapping os.ErrClosed if s is already closed.
 func (s *Semaphore) Close() error {
-	fd := s.fd()
-	if err := s.q.Close(); err != nil {
+	p := s.p()
+	fd, was := p.close()
+	if was {
 		return errClosed("Close")
 	}
 	s.cleanup.Stop()
-	if err := fd.Close(); err != nil {
+	if err := p.q.Close(); err != nil {
 		return opError("Close", err)
+	}
+	if fd != nil {
+		if err := fd.Close(); err != nil {
+			return opError("Close", err)
+		}
 	}
 	return nil
 }

@@ -49,3 +49,7 @@ func (m Mode) String() string {
 	}
 	return "counter"
 }
+
+// Supported returns nil where eventfds can be made, and otherwise the error
+// New would return, for constructors that make their descriptor later.
+func Supported() error { return supported }

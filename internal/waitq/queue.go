@@ -2,8 +2,12 @@
 // eventfd, and wakes them through the Go runtime netpoller.
 //
 // A Queue knows nothing of what its waiters ask for: a Policy, given once at
-// construction, says how a request is served from the descriptor and how
-// what was served is given back.
+// construction, says how a request is served and how what was served is
+// given back. While a primitive has no descriptor (it has never been shared,
+// and its state lives in the process), the queue has nothing to watch: the
+// goroutines that post call Serve, which hands what they posted to the
+// waiters directly. Once it is given a descriptor with Share, a poller
+// watches it.
 package waitq
 
 import (
@@ -75,7 +79,7 @@ type waiter struct {
 // a growing delay, up to maxRetryDelay; waiters keep waiting meanwhile, and
 // their contexts and Close still end their waits.
 type Queue struct {
-	watch   *eventfd.FD
+	watch   *eventfd.FD // nil until Share
 	policy  Policy
 	watcher Watcher // policy, if it is a Watcher
 
@@ -96,6 +100,7 @@ type Queue struct {
 	closed  bool
 	closing atomic.Bool  // closed, for takes in progress
 	queued  atomic.Int32 // waiters, the one being served included
+	readyOn atomic.Bool  // readyCh is set
 	active  sync.WaitGroup
 }
 
@@ -105,12 +110,36 @@ const (
 )
 
 // New returns a queue whose poller wakes when watch signals, and which
-// serves its waiters with policy. The queue does not own watch: close the
-// queue before watch.
+// serves its waiters with policy. watch may be nil, for a primitive whose
+// state lives in the process until Share. The queue does not own watch:
+// close the queue before watch.
 func New(watch *eventfd.FD, policy Policy) *Queue {
 	q := &Queue{watch: watch, policy: policy}
 	q.watcher, _ = policy.(Watcher)
 	return q
+}
+
+// Share gives the queue the descriptor to watch from now on, and starts a
+// poller if anybody waits.
+func (q *Queue) Share(watch *eventfd.FD) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.watch = watch
+	q.serveLocked()
+	q.pollLocked()
+}
+
+// Serve serves what can be served now, for a goroutine that has just posted
+// to the primitive's state in this process. It costs one atomic load when
+// nobody waits.
+func (q *Queue) Serve() {
+	if q.queued.Load() == 0 && !q.readyOn.Load() {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.serveLocked()
+	q.pollLocked()
 }
 
 // Busy reports whether goroutines are queued. A fast path that finds the
@@ -190,6 +219,7 @@ func (q *Queue) Ready() <-chan struct{} {
 		return ch
 	}
 	q.readyCh = ch
+	q.readyOn.Store(true)
 	q.serveLocked()
 	q.pollLocked()
 	return ch
@@ -284,12 +314,13 @@ func (q *Queue) serveReadyLocked() {
 	if pending, err := q.policy.Pending(); pending || err != nil {
 		close(q.readyCh)
 		q.readyCh = nil
+		q.readyOn.Store(false)
 	}
 }
 
 // wantedLocked reports whether anybody needs the poller.
 func (q *Queue) wantedLocked() bool {
-	return !q.closed && (q.waiters.Len() > 0 || q.current != nil || q.readyCh != nil)
+	return !q.closed && q.watch != nil && (q.waiters.Len() > 0 || q.current != nil || q.readyCh != nil)
 }
 
 // pollLocked makes sure that a poller runs while anybody waits, and tells
@@ -424,6 +455,7 @@ func (q *Queue) Close() error {
 	if q.readyCh != nil {
 		close(q.readyCh)
 		q.readyCh = nil
+		q.readyOn.Store(false)
 	}
 	if q.retry != nil {
 		q.retry.Stop()
@@ -461,5 +493,9 @@ func (q *Queue) Retries() bool {
 	return q.retry != nil
 }
 
-// FD returns the descriptor the queue watches.
-func (q *Queue) FD() *eventfd.FD { return q.watch }
+// FD returns the descriptor the queue watches, or nil before Share.
+func (q *Queue) FD() *eventfd.FD {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.watch
+}
