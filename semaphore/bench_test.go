@@ -4,6 +4,8 @@ package semaphore
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/eventsync/eventsync/internal/testutil"
@@ -102,4 +104,80 @@ func BenchmarkTryAcquireFail(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPingPong hands a permit back and forth between two goroutines
+// through two Semaphores: every operation finds the other side blocked.
+// The baseline is an unbuffered channel pair.
+func BenchmarkPingPong(b *testing.B) {
+	b.Run("impl=chan", func(b *testing.B) {
+		ping, pong := make(chan struct{}), make(chan struct{})
+		go func() {
+			for range ping {
+				pong <- struct{}{}
+			}
+		}()
+		b.ReportAllocs()
+		for b.Loop() {
+			ping <- struct{}{}
+			<-pong
+		}
+		close(ping)
+	})
+	for _, impl := range sems {
+		b.Run(impl.name, func(b *testing.B) {
+			ping, pong := impl.make(b), impl.make(b)
+			ctx := context.Background()
+			stop := make(chan struct{})
+			go func() {
+				for {
+					if ping.Acquire(ctx, 1) != nil {
+						close(stop)
+						return
+					}
+					pong.Release(1)
+				}
+			}()
+			b.ReportAllocs()
+			for b.Loop() {
+				ping.Release(1)
+				if err := pong.Acquire(ctx, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ping.Close()
+			<-stop
+		})
+	}
+}
+
+// BenchmarkContended runs 2, 8 and 64 goroutines taking and giving back one
+// of 4 permits, beside golang.org/x/sync/semaphore.
+func BenchmarkContended(b *testing.B) {
+	for _, g := range []int{2, 8, 64} {
+		run := func(b *testing.B, acquire func() error, release func()) {
+			b.SetParallelism((g + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := acquire(); err != nil {
+						b.Error(err)
+						return
+					}
+					release()
+				}
+			})
+		}
+		ctx := context.Background()
+		b.Run(fmt.Sprintf("g=%d/impl=x-sync", g), func(b *testing.B) {
+			w := xsem.NewWeighted(4)
+			run(b, func() error { return w.Acquire(ctx, 1) }, func() { w.Release(1) })
+		})
+		for _, impl := range sems {
+			b.Run(fmt.Sprintf("g=%d/%s", g, impl.name), func(b *testing.B) {
+				s := impl.make(b)
+				s.Release(4)
+				run(b, func() error { return s.Acquire(ctx, 1) }, func() { s.Release(1) })
+			})
+		}
+	}
 }

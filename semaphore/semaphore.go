@@ -103,7 +103,7 @@ type permits struct {
 	q      *waitq.Queue
 }
 
-func (p *permits) Take(want uint64, stop func() bool) (uint64, error) {
+func (p *permits) Take(want uint64, stop waitq.Stopper) (uint64, error) {
 	if fd := p.shared(); fd != nil {
 		ok, err := fd.Take(want, stop)
 		if !ok {
@@ -112,18 +112,19 @@ func (p *permits) Take(want uint64, stop func() bool) (uint64, error) {
 		return want, nil
 	}
 	p.mu.Lock()
-	if fd := p.fd.Load(); fd != nil {
+	switch {
+	case p.fd.Load() != nil: // moved meanwhile
 		p.mu.Unlock()
 		return p.Take(want, stop)
-	}
-	defer p.mu.Unlock()
-	switch {
 	case p.closed:
+		p.mu.Unlock()
 		return 0, os.ErrClosed
 	case p.local < want:
+		p.mu.Unlock()
 		return 0, nil
 	}
 	p.local -= want
+	p.mu.Unlock()
 	return want, nil
 }
 
@@ -243,7 +244,7 @@ func New(n int64) (*Semaphore, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("semaphore: New(%d): negative permit count: %w", n, os.ErrInvalid)
 	}
-	if err := eventfd.Supported(); err != nil {
+	if err := eventfd.Supported(eventfd.Semaphore); err != nil {
 		return nil, fmt.Errorf("semaphore: New: %w", err)
 	}
 	s := newSemaphore(nil)
@@ -343,7 +344,11 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 		return nil
 	}
 	if !p.q.Busy() {
-		got, err := p.Take(uint64(n), func() bool { return ctx.Err() != nil })
+		var stop waitq.Stopper
+		if n > 1 {
+			stop = ctxStopper{ctx}
+		}
+		got, err := p.Take(uint64(n), stop)
 		switch {
 		case got != 0:
 			race.Acquire(p.race())
@@ -363,6 +368,11 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	race.Acquire(p.race())
 	return nil
 }
+
+// ctxStopper stops a long take when its context is done.
+type ctxStopper struct{ ctx context.Context }
+
+func (c ctxStopper) Stopped() bool { return c.ctx.Err() != nil }
 
 // TryAcquire takes n permits if they are free now and no goroutine of this
 // process is waiting ahead; it reports whether it did, and on failure takes

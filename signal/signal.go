@@ -86,7 +86,7 @@ type count struct {
 	fd *eventfd.FD
 }
 
-func (c *count) Take(uint64, func() bool) (uint64, error) { return c.fd.Read() }
+func (c *count) Take(uint64, waitq.Stopper) (uint64, error) { return c.fd.Read() }
 
 // GiveBack puts back a count taken for a Wait whose context was done first.
 func (c *count) GiveBack(v uint64) {

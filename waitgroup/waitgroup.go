@@ -166,7 +166,7 @@ func (g *group) race() unsafe.Pointer { return unsafe.Pointer(g) }
 // look then knows to wake it.
 type zeroPolicy group
 
-func (p *zeroPolicy) Take(uint64, func() bool) (uint64, error) {
+func (p *zeroPolicy) Take(uint64, waitq.Stopper) (uint64, error) {
 	zero, err := p.Pending()
 	if !zero || err != nil {
 		return 0, err

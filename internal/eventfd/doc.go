@@ -13,7 +13,10 @@
 // reached.
 package eventfd
 
-import "errors"
+import (
+	"errors"
+	"sync"
+)
 
 // MaxCount is the largest value an eventfd counter holds.
 const MaxCount = 1<<64 - 2
@@ -50,6 +53,30 @@ func (m Mode) String() string {
 	return "counter"
 }
 
-// Supported returns nil where eventfds can be made, and otherwise the error
-// New would return, for constructors that make their descriptor later.
-func Supported() error { return supported }
+// Supported returns nil if this system makes eventfds in mode, and
+// otherwise the error New would return for the missing facility. A
+// constructor that makes its descriptor only later (when the primitive is
+// first shared) calls it, so that a kernel without eventfd is refused at
+// construction, never in the middle of a wait. The answer is found once per
+// process.
+func Supported(mode Mode) error { return support[mode]() }
+
+var support = [...]func() error{
+	Counter:   sync.OnceValue(func() error { return probe(Counter) }),
+	Semaphore: sync.OnceValue(func() error { return probe(Semaphore) }),
+}
+
+// probe makes and closes an eventfd in mode, and returns the error of a
+// missing facility; any other failure (no descriptor to spare, say) is for
+// the real creation to report.
+func probe(mode Mode) error {
+	fd, err := sysCreate(0, mode)
+	if err != nil {
+		if errors.Is(err, errors.ErrUnsupported) {
+			return err
+		}
+		return nil
+	}
+	sysClose(fd)
+	return nil
+}

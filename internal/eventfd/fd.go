@@ -127,10 +127,15 @@ const takeChunk = 1024
 // is written back: the counter was at least that much higher a moment ago,
 // so the write cannot overflow.
 //
+// A Stopper tells a long Take whether to give up.
+type Stopper interface {
+	Stopped() bool
+}
+
 // Between chunks of reads, Take stops if Close has begun (os.ErrClosed) or
-// if interrupt, when not nil, reports true (ErrInterrupted), giving back
-// what it took.
-func (fd *FD) Take(n uint64, interrupt func() bool) (bool, error) {
+// if stop, when not nil, reports true (ErrInterrupted), giving back what it
+// took.
+func (fd *FD) Take(n uint64, stop Stopper) (bool, error) {
 	fd.mu.RLock()
 	defer fd.mu.RUnlock()
 	if fd.closed {
@@ -145,21 +150,21 @@ func (fd *FD) Take(n uint64, interrupt func() bool) (bool, error) {
 		return false, nil
 	}
 	var got uint64
-	var stop error
+	var halt error
 	for got < n {
 		if got > 0 && got%takeChunk == 0 {
 			if fd.closing.Load() {
-				stop = os.ErrClosed
+				halt = os.ErrClosed
 				break
 			}
-			if interrupt != nil && interrupt() {
-				stop = ErrInterrupted
+			if stop != nil && stop.Stopped() {
+				halt = ErrInterrupted
 				break
 			}
 		}
 		v, err := sysRead(fd.sysfd, shared)
 		if err != nil {
-			stop = err
+			halt = err
 			break
 		}
 		if v == 0 {
@@ -175,7 +180,7 @@ func (fd *FD) Take(n uint64, interrupt func() bool) (bool, error) {
 			return false, err
 		}
 	}
-	return false, stop
+	return false, halt
 }
 
 // Write adds v to the counter without blocking. It returns ErrOverflow,

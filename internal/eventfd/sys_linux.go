@@ -234,7 +234,3 @@ func fdinfo(fd int) ([]byte, error) {
 	}
 	return buf[:n], nil
 }
-
-// supported: eventsync needs nothing at construction beyond what it checks
-// when it makes a descriptor.
-var supported error

@@ -21,5 +21,3 @@ func sysCount(int) (uint64, error)                { return 0, errUnsupported }
 func sysDup(int) (int, error)                     { return -1, errUnsupported }
 func sysClose(int) error                          { return errUnsupported }
 func sysSetNonblock(int) error                    { return errUnsupported }
-
-var supported = errUnsupported

@@ -11,7 +11,6 @@
 package waitq
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"os"
@@ -26,9 +25,9 @@ import (
 type Policy interface {
 	// Take serves a request for want without blocking. It returns what it
 	// took, or 0 if it cannot serve the request now; want is 0 for
-	// "whatever is there". A long take calls stop between chunks and, if
-	// it reports true, gives back what it took and returns an error.
-	Take(want uint64, stop func() bool) (uint64, error)
+	// "whatever is there". A long take asks stop between chunks and, if it
+	// reports true, gives back what it took and returns an error.
+	Take(want uint64, stop Stopper) (uint64, error)
 	// GiveBack returns what a waiter took but could not keep, because its
 	// context was done first.
 	GiveBack(got uint64)
@@ -46,13 +45,76 @@ type Watcher interface {
 	StopWatch()
 }
 
+// A Stopper tells a long take whether to give up.
+type Stopper interface {
+	Stopped() bool
+}
+
 type waiter struct {
-	want  uint64
-	got   uint64
-	err   error
-	done  <-chan struct{} // the waiter's ctx.Done()
-	ready chan struct{}   // closed once got or err is set
-	elem  *list.Element   // in Queue.waiters, or nil while being served
+	want   uint64
+	got    uint64
+	err    error
+	q      *Queue
+	done   <-chan struct{} // the waiter's ctx.Done()
+	ready  chan struct{}   // receives once got or err is set
+	linked bool            // in Queue's list; false while being served
+	prev   *waiter
+	next   *waiter
+}
+
+// waiters are reused: a wait that blocks costs no allocation once warm.
+// ready is buffered, so that serving never blocks, and is always empty when
+// a waiter goes back to the pool.
+var waiters = sync.Pool{New: func() any { return &waiter{ready: make(chan struct{}, 1)} }}
+
+// Stopped reports whether a take for w should give up: its context is
+// done, or the queue is closing.
+func (w *waiter) Stopped() bool {
+	return isDone(w.done) || w.q.closing.Load()
+}
+
+// list is the queue's waiters in arrival order, linked through the waiters
+// themselves.
+type list struct {
+	head, tail *waiter
+	n          int
+}
+
+func (l *list) pushBack(w *waiter) {
+	w.prev, w.next, w.linked = l.tail, nil, true
+	if l.tail != nil {
+		l.tail.next = w
+	} else {
+		l.head = w
+	}
+	l.tail = w
+	l.n++
+}
+
+func (l *list) pushFront(w *waiter) {
+	w.prev, w.next, w.linked = nil, l.head, true
+	if l.head != nil {
+		l.head.prev = w
+	} else {
+		l.tail = w
+	}
+	l.head = w
+	l.n++
+}
+
+func (l *list) remove(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		l.tail = w.prev
+	}
+	w.prev, w.next, w.linked = nil, nil, false
+	l.n--
 }
 
 // Queue parks goroutines of this process until an eventfd can serve them.
@@ -84,7 +146,7 @@ type Queue struct {
 	watcher Watcher // policy, if it is a Watcher
 
 	mu      sync.Mutex
-	waiters list.List // of *waiter, in arrival order
+	waiters list // in arrival order
 	current *waiter   // the front waiter, taken off the list while Take runs
 	serving bool      // a goroutine is in serveLocked
 	again   bool      // serveLocked should look once more before it stops
@@ -151,7 +213,9 @@ func (q *Queue) Busy() bool { return q.queued.Load() != 0 }
 // os.ErrClosed; a request that fails has taken nothing: if it was served
 // while its context became done, what it got is given back.
 func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
-	w := &waiter{want: want, done: ctx.Done(), ready: make(chan struct{})}
+	w := waiters.Get().(*waiter)
+	w.want, w.got, w.err, w.q, w.done = want, 0, nil, q, ctx.Done()
+	defer waiters.Put(w)
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -159,7 +223,7 @@ func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 	}
 	q.active.Add(1)
 	defer q.active.Done()
-	w.elem = q.waiters.PushBack(w)
+	q.waiters.pushBack(w)
 	q.queued.Add(1)
 	q.serveLocked()
 	q.pollLocked()
@@ -182,8 +246,8 @@ func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 	case <-w.done:
 	}
 	q.mu.Lock()
-	if w.elem != nil {
-		front := q.waiters.Front() == w.elem
+	if w.linked {
+		front := q.waiters.head == w
 		q.unlinkLocked(w)
 		q.queued.Add(-1)
 		if front {
@@ -228,14 +292,13 @@ func (q *Queue) Ready() <-chan struct{} {
 // unlinkLocked takes w off the list; it still counts as queued until it is
 // finished or given up.
 func (q *Queue) unlinkLocked(w *waiter) {
-	q.waiters.Remove(w.elem)
-	w.elem = nil
+	q.waiters.remove(w)
 }
 
 func (q *Queue) finishLocked(w *waiter, got uint64, err error) {
 	w.got, w.err = got, err
 	q.queued.Add(-1)
-	close(w.ready)
+	w.ready <- struct{}{}
 }
 
 // serveLocked serves the Ready channel, then waiters from the front until
@@ -262,12 +325,11 @@ func (q *Queue) serveLocked() {
 }
 
 func (q *Queue) serveWaitersLocked() {
-	for e := q.waiters.Front(); e != nil && !q.closed; e = q.waiters.Front() {
-		w := e.Value.(*waiter)
+	for w := q.waiters.head; w != nil && !q.closed; w = q.waiters.head {
 		q.unlinkLocked(w)
 		q.current = w
 		q.mu.Unlock()
-		got, err := q.policy.Take(w.want, func() bool { return q.stopped(w) })
+		got, err := q.policy.Take(w.want, w)
 		q.mu.Lock()
 		q.current = nil
 		switch {
@@ -282,16 +344,10 @@ func (q *Queue) serveWaitersLocked() {
 			q.finishLocked(w, 0, err)
 		default:
 			// Not servable yet: back to the front, where it was.
-			w.elem = q.waiters.PushFront(w)
+			q.waiters.pushFront(w)
 			return
 		}
 	}
-}
-
-// stopped reports whether a take for w should give up: its context is done,
-// or the queue is closing.
-func (q *Queue) stopped(w *waiter) bool {
-	return isDone(w.done) || q.closing.Load()
 }
 
 func isDone(done <-chan struct{}) bool {
@@ -320,7 +376,7 @@ func (q *Queue) serveReadyLocked() {
 
 // wantedLocked reports whether anybody needs the poller.
 func (q *Queue) wantedLocked() bool {
-	return !q.closed && q.watch != nil && (q.waiters.Len() > 0 || q.current != nil || q.readyCh != nil)
+	return !q.closed && q.watch != nil && (q.waiters.n > 0 || q.current != nil || q.readyCh != nil)
 }
 
 // pollLocked makes sure that a poller runs while anybody waits, and tells
@@ -431,8 +487,7 @@ func (q *Queue) poll(f *os.File, raw interface {
 }
 
 func (q *Queue) failLocked(err error) {
-	for e := q.waiters.Front(); e != nil; e = q.waiters.Front() {
-		w := e.Value.(*waiter)
+	for w := q.waiters.head; w != nil; w = q.waiters.head {
 		q.unlinkLocked(w)
 		q.finishLocked(w, 0, err)
 	}
