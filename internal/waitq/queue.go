@@ -146,10 +146,10 @@ type Queue struct {
 	watcher Watcher // policy, if it is a Watcher
 
 	mu      sync.Mutex
-	waiters list // in arrival order
-	current *waiter   // the front waiter, taken off the list while Take runs
-	serving bool      // a goroutine is in serveLocked
-	again   bool      // serveLocked should look once more before it stops
+	waiters list    // in arrival order
+	current *waiter // the front waiter, taken off the list while Take runs
+	serving bool    // a goroutine is in serveLocked
+	again   bool    // serveLocked should look once more before it stops
 	readyCh chan struct{}
 
 	polling bool
