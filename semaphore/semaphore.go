@@ -33,10 +33,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"unsafe"
 
+	"github.com/eventsync/eventsync/internal/counter"
 	"github.com/eventsync/eventsync/internal/eventfd"
 	"github.com/eventsync/eventsync/internal/race"
 	"github.com/eventsync/eventsync/internal/share"
@@ -86,147 +85,45 @@ type Semaphore struct {
 // wire format.
 var kind = share.Kind{Name: "semaphore", ID: 1, Modes: []eventfd.Mode{eventfd.Semaphore}}
 
-// permits are the Semaphore's state, and how its waiters are served. It is
-// also the address at which the race detector is told of Release's edges.
-//
-// Until the Semaphore is shared (File, PassTo, Send), nobody outside this
-// process can see its permits, so they are a number in the process, guarded
-// by mu, and a Release hands them to the waiters directly. Sharing moves
-// them into a new eventfd once, under mu; from then on the eventfd is the
-// one truth. A Semaphore made from a descriptor (FromFile, Inherited,
-// Receive) starts shared.
+// permits are the Semaphore's count (see package counter: in the process
+// until the Semaphore is first shared, then in an eventfd), and how its
+// waiters are served. It is also the address at which the race detector is
+// told of Release's edges.
 type permits struct {
-	fd     atomic.Pointer[eventfd.FD] // nil while the permits live in local
-	mu     sync.Mutex
-	local  uint64
-	closed bool
-	q      *waitq.Queue
+	c *counter.Counter
+	q *waitq.Queue
 }
 
 func (p *permits) Take(want uint64, stop waitq.Stopper) (uint64, error) {
-	if fd := p.shared(); fd != nil {
-		ok, err := fd.Take(want, stop)
-		if !ok {
-			return 0, err
-		}
-		return want, nil
+	ok, err := p.c.Take(want, stop)
+	if !ok {
+		return 0, err
 	}
-	p.mu.Lock()
-	switch {
-	case p.fd.Load() != nil: // moved meanwhile
-		p.mu.Unlock()
-		return p.Take(want, stop)
-	case p.closed:
-		p.mu.Unlock()
-		return 0, os.ErrClosed
-	case p.local < want:
-		p.mu.Unlock()
-		return 0, nil
-	}
-	p.local -= want
-	p.mu.Unlock()
 	return want, nil
 }
 
 func (p *permits) GiveBack(n uint64) {
 	if n > 0 {
 		// Cannot overflow: these permits were there a moment ago.
-		_ = p.add(n)
+		_ = p.c.Add(n)
 	}
 }
 
-// add gives back n permits, and serves this process's waiters.
-func (p *permits) add(n uint64) error {
-	if fd := p.shared(); fd != nil {
-		return fd.Write(n)
-	}
-	p.mu.Lock()
-	if fd := p.fd.Load(); fd != nil {
-		p.mu.Unlock()
-		return fd.Write(n)
-	}
-	switch {
-	case p.closed:
-		p.mu.Unlock()
-		return os.ErrClosed
-	case p.local > eventfd.MaxCount-n:
-		p.mu.Unlock()
-		return eventfd.ErrOverflow
-	}
-	p.local += n
-	p.mu.Unlock()
-	p.q.Serve()
-	return nil
-}
+func (p *permits) Pending() (bool, error) { return p.c.Pending() }
 
-func (p *permits) Pending() (bool, error) {
-	if fd := p.shared(); fd != nil {
-		return fd.Pending()
-	}
-	v, err := p.value()
-	return v > 0, err
-}
-
-// shared returns the eventfd, or nil while the permits live in the process.
-func (p *permits) shared() *eventfd.FD { return p.fd.Load() }
-
-func (p *permits) value() (uint64, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if fd := p.fd.Load(); fd != nil {
-		return fd.Value()
-	}
-	if p.closed {
-		return 0, os.ErrClosed
-	}
-	return p.local, nil
-}
-
-func (p *permits) isClosed() bool {
-	if fd := p.shared(); fd != nil {
-		return fd.Closed()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
-
-// share returns the eventfd, moving the permits into a new one if they live
-// in the process: the first File, PassTo or Send does.
+// share moves the permits into an eventfd, if they are not in one yet, and
+// returns it. Waiters queued before the move keep their place; the poller
+// serves them from the eventfd.
 func (p *permits) share() (*eventfd.FD, error) {
-	if fd := p.shared(); fd != nil {
+	if fd := p.c.FD(); fd != nil {
 		return fd, nil
 	}
-	p.mu.Lock()
-	if fd := p.fd.Load(); fd != nil {
-		p.mu.Unlock()
-		return fd, nil
-	}
-	if p.closed {
-		p.mu.Unlock()
-		return nil, os.ErrClosed
-	}
-	fd, err := eventfd.New(p.local, eventfd.Semaphore)
+	fd, err := p.c.Share()
 	if err != nil {
-		p.mu.Unlock()
 		return nil, err
 	}
-	p.local = 0
-	p.fd.Store(fd)
-	p.mu.Unlock()
-	// Waiters queued before the move keep their place; the poller serves
-	// them from the eventfd.
 	p.q.Share(fd)
 	return fd, nil
-}
-
-// close marks the permits closed and returns the eventfd, if any.
-func (p *permits) close() (*eventfd.FD, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	was := p.closed
-	p.closed = true
-	return p.fd.Load(), was
 }
 
 func (p *permits) race() unsafe.Pointer { return unsafe.Pointer(p) }
@@ -247,8 +144,7 @@ func New(n int64) (*Semaphore, error) {
 	if err := eventfd.Supported(eventfd.Semaphore); err != nil {
 		return nil, fmt.Errorf("semaphore: New: %w", err)
 	}
-	s := newSemaphore(nil)
-	s.permits.local = uint64(n)
+	s := newSemaphore(nil, uint64(n))
 	if shareAtNew {
 		if _, err := s.permits.share(); err != nil {
 			return nil, fmt.Errorf("semaphore: New: %w", err)
@@ -281,16 +177,18 @@ func FromFile(f *os.File) (*Semaphore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("semaphore: FromFile: %w", err)
 	}
-	return newSemaphore(fd), nil
+	return newSemaphore(fd, 0), nil
 }
 
-// newSemaphore returns a Semaphore on fd, or on permits in the process if
-// fd is nil.
-func newSemaphore(fd *eventfd.FD) *Semaphore {
+// newSemaphore returns a Semaphore on fd, or with n permits in the process
+// if fd is nil.
+func newSemaphore(fd *eventfd.FD, n uint64) *Semaphore {
 	p := &permits{}
 	p.q = waitq.New(fd, p)
 	if fd != nil {
-		p.fd.Store(fd)
+		p.c = counter.Shared(fd, p.q.Serve)
+	} else {
+		p.c = counter.New(n, eventfd.Semaphore, p.q.Serve)
 	}
 	s := &Semaphore{permits: p}
 	s.cleanup = runtime.AddCleanup(s, closeAll, p)
@@ -300,7 +198,7 @@ func newSemaphore(fd *eventfd.FD) *Semaphore {
 // closeAll gives the descriptor back when a Semaphore is collected
 // unclosed. Nobody can be waiting on it then.
 func closeAll(p *permits) {
-	if fd, was := p.close(); !was && p.q.Close() == nil && fd != nil {
+	if fd, was := p.c.Close(); !was && p.q.Close() == nil && fd != nil {
 		fd.Close()
 	}
 }
@@ -338,7 +236,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	default:
 	}
 	if n == 0 {
-		if p.isClosed() {
+		if p.c.Closed() {
 			return errClosed("Acquire")
 		}
 		return nil
@@ -383,7 +281,7 @@ func (s *Semaphore) TryAcquire(n int64) bool {
 	}
 	p := s.p()
 	if n == 0 {
-		return !p.isClosed()
+		return !p.c.Closed()
 	}
 	if p.q.Busy() {
 		return false
@@ -408,13 +306,13 @@ func (s *Semaphore) Release(n int64) {
 	}
 	p := s.p()
 	if n == 0 {
-		if p.isClosed() {
+		if p.c.Closed() {
 			panic("semaphore: Release on closed Semaphore")
 		}
 		return
 	}
 	race.ReleaseMerge(p.race())
-	switch err := p.add(uint64(n)); err {
+	switch err := p.c.Add(uint64(n)); err {
 	case nil:
 	case os.ErrClosed:
 		panic("semaphore: Release on closed Semaphore")
@@ -429,7 +327,7 @@ func (s *Semaphore) Release(n int64) {
 // reports them in /proc/self/fdinfo. Other processes may change it at any
 // moment.
 func (s *Semaphore) Value() (uint64, error) {
-	v, err := s.p().value()
+	v, err := s.p().c.Value()
 	if err != nil {
 		return 0, opError("Value", err)
 	}
@@ -458,7 +356,7 @@ func (s *Semaphore) File() (*os.File, error) {
 // wrapping os.ErrClosed if s is already closed.
 func (s *Semaphore) Close() error {
 	p := s.p()
-	fd, was := p.close()
+	fd, was := p.c.Close()
 	if was {
 		return errClosed("Close")
 	}

@@ -53,7 +53,7 @@ func Inherited(name string) (*Semaphore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSemaphore(fds[0]), nil
+	return newSemaphore(fds[0], 0), nil
 }
 
 // Send passes s over conn, a Unix socket such as a *net.UnixConn, with
@@ -75,5 +75,5 @@ func Receive(conn syscall.Conn) (*Semaphore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSemaphore(fds[0]), nil
+	return newSemaphore(fds[0], 0), nil
 }

@@ -34,7 +34,11 @@ var (
 // open in this process until cmd is garbage collected; close the files in
 // cmd.ExtraFiles after cmd.Start to release it at once.
 func (s *Signal) PassTo(cmd *exec.Cmd, name string) error {
-	return share.PassTo(cmd, name, kind, s.fd())
+	fd, err := s.p().share()
+	if err != nil {
+		return opError("PassTo", err)
+	}
+	return share.PassTo(cmd, name, kind, fd)
 }
 
 // Inherited returns the Signal that the parent passed under name with
@@ -55,7 +59,11 @@ func Inherited(name string) (*Signal, error) {
 // Send passes s over conn, a Unix socket such as a *net.UnixConn, with
 // SCM_RIGHTS, to a process that calls Receive.
 func (s *Signal) Send(conn syscall.Conn) error {
-	return share.Send(conn, kind, s.fd())
+	fd, err := s.p().share()
+	if err != nil {
+		return opError("Send", err)
+	}
+	return share.Send(conn, kind, fd)
 }
 
 // Receive reads one Signal sent with Send from conn, a Unix socket. The

@@ -41,6 +41,7 @@ import (
 	"runtime"
 	"unsafe"
 
+	"github.com/eventsync/eventsync/internal/counter"
 	"github.com/eventsync/eventsync/internal/eventfd"
 	"github.com/eventsync/eventsync/internal/race"
 	"github.com/eventsync/eventsync/internal/share"
@@ -72,7 +73,6 @@ var (
 // once.
 type Signal struct {
 	count   *count
-	q       *waitq.Queue
 	cleanup runtime.Cleanup
 }
 
@@ -80,23 +80,26 @@ type Signal struct {
 // wire format.
 var kind = share.Kind{Name: "signal", ID: 2, Modes: []eventfd.Mode{eventfd.Counter}}
 
-// count is the eventfd, and how its waiters are served. It is also the
-// address at which the race detector is told of Notify's edges.
+// count is the Signal's pending count (see package counter: in the process
+// until the Signal is first shared, then in an eventfd), and how its waiters
+// are served. It is also the address at which the race detector is told of
+// Notify's edges.
 type count struct {
-	fd *eventfd.FD
+	c *counter.Counter
+	q *waitq.Queue
 }
 
-func (c *count) Take(uint64, waitq.Stopper) (uint64, error) { return c.fd.Read() }
+func (c *count) Take(uint64, waitq.Stopper) (uint64, error) { return c.c.Read() }
 
 // GiveBack puts back a count taken for a Wait whose context was done first.
 func (c *count) GiveBack(v uint64) {
 	if v > 0 {
-		_ = c.fd.Saturate(v)
+		_ = c.c.Saturate(v)
 	}
 }
 
 func (c *count) Pending() (bool, error) {
-	pending, err := c.fd.Pending()
+	pending, err := c.c.Pending()
 	if pending {
 		// The receive from Ready's channel sees the Notify.
 		race.Acquire(c.race())
@@ -106,27 +109,49 @@ func (c *count) Pending() (bool, error) {
 
 func (c *count) race() unsafe.Pointer { return unsafe.Pointer(c) }
 
-// New returns a Signal with nothing pending, in a new eventfd that is
-// close-on-exec and non-blocking. On systems other than Linux it returns an
-// error satisfying errors.Is(err, errors.ErrUnsupported).
-func New() (*Signal, error) {
-	fd, err := eventfd.New(0, eventfd.Counter)
+// share moves the count into an eventfd, if it is not in one yet, and
+// returns it. Waiters queued before the move keep their place.
+func (c *count) share() (*eventfd.FD, error) {
+	if fd := c.c.FD(); fd != nil {
+		return fd, nil
+	}
+	fd, err := c.c.Share()
 	if err != nil {
+		return nil, err
+	}
+	c.q.Share(fd)
+	return fd, nil
+}
+
+// New returns a Signal with nothing pending. On systems other than Linux it
+// returns an error satisfying errors.Is(err, errors.ErrUnsupported).
+//
+// The count lives in this process, at the cost of a mutex, until the Signal
+// is first shared with File, PassTo or Send, which moves it into a new
+// eventfd (close-on-exec and non-blocking) that is the one truth from then
+// on.
+func New() (*Signal, error) {
+	if err := eventfd.Supported(eventfd.Counter); err != nil {
 		return nil, fmt.Errorf("signal: New: %w", err)
 	}
-	return newSignal(fd), nil
+	s := newSignal(nil)
+	if shareAtNew {
+		if _, err := s.count.share(); err != nil {
+			return nil, fmt.Errorf("signal: New: %w", err)
+		}
+	}
+	return s, nil
 }
+
+// shareAtNew makes New move the count into an eventfd at once. The tests
+// set it, from EVENTSYNC_TEST_SHARED, to run every test on both states.
+var shareAtNew bool
 
 // FromFile returns a Signal on the eventfd that f holds, for example one
 // made by a C program or one the kernel writes. f must be an eventfd in
 // counter mode: otherwise FromFile returns an error wrapping ErrNotEventfd
 // or ErrWrongMode. FromFile duplicates the descriptor, as net.FileConn does:
 // the caller still closes f, and Close leaves f open.
-//
-// The mode is checked where the kernel shows it (Linux 6.5 and later). Older
-// kernels do not, and it cannot be told without taking from the counter, so
-// there FromFile takes it on trust: a semaphore-mode eventfd is accepted, and
-// each Wait on it returns 1, leaving the rest pending.
 //
 // FromFile sets O_NONBLOCK on the descriptor. The flag belongs to the open
 // file description, so every process holding it sees the change: a C peer
@@ -139,26 +164,34 @@ func FromFile(f *os.File) (*Signal, error) {
 	return newSignal(fd), nil
 }
 
+// newSignal returns a Signal on fd, or on a count in the process if fd is
+// nil.
 func newSignal(fd *eventfd.FD) *Signal {
-	c := &count{fd: fd}
-	s := &Signal{count: c, q: waitq.New(fd, c)}
-	s.cleanup = runtime.AddCleanup(s, closeAll, s.q)
+	c := &count{}
+	c.q = waitq.New(fd, c)
+	if fd != nil {
+		c.c = counter.Shared(fd, c.q.Serve)
+	} else {
+		c.c = counter.New(0, eventfd.Counter, c.q.Serve)
+	}
+	s := &Signal{count: c}
+	s.cleanup = runtime.AddCleanup(s, closeAll, c)
 	return s
 }
 
 // closeAll gives the descriptor back when a Signal is collected unclosed.
-func closeAll(q *waitq.Queue) {
-	if q.Close() == nil {
-		q.FD().Close()
+func closeAll(c *count) {
+	if fd, was := c.c.Close(); !was && c.q.Close() == nil && fd != nil {
+		fd.Close()
 	}
 }
 
-// fd returns s's eventfd, or panics if s was not made by a constructor.
-func (s *Signal) fd() *eventfd.FD {
+// p returns s's count, or panics if s was not made by a constructor.
+func (s *Signal) p() *count {
 	if s == nil || s.count == nil {
 		panic("signal: use of a Signal not made by New, FromFile, Inherited or Receive")
 	}
-	return s.count.fd
+	return s.count
 }
 
 // Notify adds one notification. It panics if s is closed.
@@ -170,19 +203,15 @@ func (s *Signal) Notify() { s.NotifyN(1) }
 // O_NONBLOCK on it (see the README's limits). NotifyN(0) adds nothing. It
 // panics if s is closed.
 func (s *Signal) NotifyN(n uint64) {
-	fd := s.fd()
+	c := s.p()
 	if n == 0 {
-		if fd.Closed() {
+		if c.c.Closed() {
 			panic("signal: Notify on closed Signal")
 		}
 		return
 	}
-	race.ReleaseMerge(s.count.race())
-	err := fd.Write(n)
-	if err == eventfd.ErrOverflow {
-		err = fd.Saturate(n)
-	}
-	switch err {
+	race.ReleaseMerge(c.race())
+	switch err := c.c.Saturate(n); err {
 	case nil:
 	case os.ErrClosed:
 		panic("signal: Notify on closed Signal")
@@ -196,31 +225,31 @@ func (s *Signal) NotifyN(n uint64) {
 // already), and with an error wrapping os.ErrClosed if s is closed; a Wait
 // that fails takes nothing.
 func (s *Signal) Wait(ctx context.Context) (uint64, error) {
-	fd := s.fd()
+	c := s.p()
 	done := ctx.Done()
 	select {
 	case <-done:
 		return 0, ctx.Err()
 	default:
 	}
-	if !s.q.Busy() {
-		v, err := fd.Read()
+	if !c.q.Busy() {
+		v, err := c.c.Read()
 		if err != nil {
 			return 0, opError("Wait", err)
 		}
 		if v != 0 {
-			race.Acquire(s.count.race())
+			race.Acquire(c.race())
 			return v, nil
 		}
 	}
-	v, err := s.q.Wait(ctx, 0)
+	v, err := c.q.Wait(ctx, 0)
 	if err != nil {
 		if err == ctx.Err() {
 			return 0, err
 		}
 		return 0, opError("Wait", err)
 	}
-	race.Acquire(s.count.race())
+	race.Acquire(c.race())
 	return v, nil
 }
 
@@ -228,15 +257,15 @@ func (s *Signal) Wait(ctx context.Context) (uint64, error) {
 // if nothing is pending, a goroutine of this process is already waiting
 // (it is first in line), or s is closed.
 func (s *Signal) TryWait() (uint64, bool) {
-	fd := s.fd()
-	if s.q.Busy() {
+	c := s.p()
+	if c.q.Busy() {
 		return 0, false
 	}
-	v, err := fd.Read()
+	v, err := c.c.Read()
 	if err != nil || v == 0 {
 		return 0, false
 	}
-	race.Acquire(s.count.race())
+	race.Acquire(c.race())
 	return v, true
 }
 
@@ -249,14 +278,13 @@ func (s *Signal) TryWait() (uint64, bool) {
 // descriptor watching the eventfd, whether or not anybody still receives
 // from the channel; the next notification or Close lets them go.
 func (s *Signal) Ready() <-chan struct{} {
-	s.fd()
-	return s.q.Ready()
+	return s.p().q.Ready()
 }
 
-// Value reports the pending count, as the kernel reports it in
-// /proc/self/fdinfo, without taking it.
+// Value reports the pending count, without taking it: once s is shared, as
+// the kernel reports it in /proc/self/fdinfo.
 func (s *Signal) Value() (uint64, error) {
-	v, err := s.fd().Value()
+	v, err := s.p().c.Value()
 	if err != nil {
 		return 0, opError("Value", err)
 	}
@@ -268,7 +296,11 @@ func (s *Signal) Value() (uint64, error) {
 // s. It is close-on-exec: to hand it to a child, pass it in
 // exec.Cmd.ExtraFiles.
 func (s *Signal) File() (*os.File, error) {
-	f, err := s.fd().Dup()
+	fd, err := s.p().share()
+	if err != nil {
+		return nil, opError("File", err)
+	}
+	f, err := fd.Dup()
 	if err != nil {
 		return nil, opError("File", err)
 	}
@@ -281,13 +313,19 @@ func (s *Signal) File() (*os.File, error) {
 // affected. Close returns an error wrapping os.ErrClosed if s is already
 // closed.
 func (s *Signal) Close() error {
-	fd := s.fd()
-	if err := s.q.Close(); err != nil {
-		return opError("Close", err)
+	c := s.p()
+	fd, was := c.c.Close()
+	if was {
+		return opError("Close", os.ErrClosed)
 	}
 	s.cleanup.Stop()
-	if err := fd.Close(); err != nil {
+	if err := c.q.Close(); err != nil {
 		return opError("Close", err)
+	}
+	if fd != nil {
+		if err := fd.Close(); err != nil {
+			return opError("Close", err)
+		}
 	}
 	return nil
 }

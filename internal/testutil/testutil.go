@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Threads returns the number of OS threads of this process, from
@@ -53,14 +54,20 @@ func OpenFDs(t testing.TB) []string {
 	return fds
 }
 
-// Eventually calls cond, yielding between calls, until it reports true.
-// It is for states that other goroutines reach by themselves (a goroutine
-// blocking in Acquire); the test's deadline bounds it.
+// eventuallyLimit bounds Eventually: far beyond what any state takes to
+// reach on a loaded machine, far below the test binary's timeout.
+const eventuallyLimit = 2 * time.Minute
+
+// Eventually calls cond, yielding between calls, until it reports true. It
+// is for states that other goroutines reach by themselves (a goroutine
+// blocking in Acquire). It fails the test if cond is still false after two
+// minutes: a hang, not a slow machine.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
+	deadline := time.Now().Add(eventuallyLimit)
 	for i := 0; !cond(); i++ {
-		if i%1_000_000 == 999_999 {
-			t.Logf("still waiting until %s", what)
+		if i%1024 == 1023 && time.Now().After(deadline) {
+			t.Fatalf("still waiting, after %v, until %s", eventuallyLimit, what)
 		}
 		runtime.Gosched()
 	}
