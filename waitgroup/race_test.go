@@ -25,10 +25,10 @@ func TestDoneRacingClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		wg.Add(1)
-		if err := wg.group().waiting.Write(1); err != nil { // a process waits
+		if err := wg.shared().waiting.Write(1); err != nil { // a process waits
 			t.Fatal(err)
 		}
-		zf, err := wg.group().zero.Dup()
+		zf, err := wg.shared().zero.Dup()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func TestDoneRacingClose(t *testing.T) {
 func adoptHandle(t *testing.T, wg *WaitGroup) *WaitGroup {
 	t.Helper()
 	var fds []*eventfd.FD
-	for i, fd := range wg.group().fds() {
+	for i, fd := range wg.shared().list() {
 		f, err := fd.Dup()
 		if err != nil {
 			t.Fatal(err)

@@ -42,7 +42,11 @@ var (
 // garbage collected; close the files in cmd.ExtraFiles after cmd.Start to
 // release them at once.
 func (wg *WaitGroup) PassTo(cmd *exec.Cmd, name string) error {
-	return share.PassTo(cmd, name, kind, wg.group().fds()...)
+	f, err := wg.group().share()
+	if err != nil {
+		return opError("PassTo", err)
+	}
+	return share.PassTo(cmd, name, kind, f.list()...)
 }
 
 // Inherited returns the WaitGroup that the parent passed under name with
@@ -63,7 +67,11 @@ func Inherited(name string) (*WaitGroup, error) {
 // Send passes wg over conn, a Unix socket such as a *net.UnixConn, with
 // SCM_RIGHTS, to a process that calls Receive.
 func (wg *WaitGroup) Send(conn syscall.Conn) error {
-	return share.Send(conn, kind, wg.group().fds()...)
+	f, err := wg.group().share()
+	if err != nil {
+		return opError("Send", err)
+	}
+	return share.Send(conn, kind, f.list()...)
 }
 
 // Receive reads one WaitGroup sent with Send from conn, a Unix socket. The
@@ -78,8 +86,8 @@ func Receive(conn syscall.Conn) (*WaitGroup, error) {
 	return fromFDs(fds), nil
 }
 
-func fromFDs(fds []*eventfd.FD) *WaitGroup {
+func fromFDs(list []*eventfd.FD) *WaitGroup {
 	wg := new(WaitGroup)
-	wg.adopt(groupOf(fds))
+	wg.adopt(newGroup(&fds{count: list[0], zero: list[1], waiting: list[2]}))
 	return wg
 }

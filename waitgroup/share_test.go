@@ -82,7 +82,7 @@ var childRoles = map[string]func(args []string) error{
 
 // waitingProcesses is how many processes have goroutines in Wait.
 func waitingProcesses(t testing.TB, wg *WaitGroup) uint64 {
-	v, err := wg.group().waiting.Value()
+	v, err := wg.shared().waiting.Value()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,11 +6,17 @@
 // WaitContext, Value and Close. Waiting is done by the Go runtime's
 // netpoller, so a blocked Wait holds no OS thread.
 //
-// # How it works across processes
+// # How it works
+//
+// Until a WaitGroup is shared (PassTo, Send), nobody outside this process
+// can see its counter, so it is an atomic integer in the process, as in
+// sync.WaitGroup, and Wait parks goroutines in a queue that the Done which
+// reaches zero serves. Sharing moves the counter into eventfds once; from
+// then on they are the one truth.
 //
 // An eventfd becomes readable when its counter is above zero, never when it
-// reaches zero, so one eventfd cannot make waiters wake at zero. A WaitGroup
-// is three:
+// reaches zero, so one eventfd cannot make waiters wake at zero. A shared
+// WaitGroup is three:
 //
 //   - the counter, in semaphore mode: Add(n) writes n, Done reads 1. A read
 //     that finds it at zero is a Done too many, and panics;
@@ -46,6 +52,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -60,9 +67,8 @@ import (
 
 // A WaitGroup waits for a collection of goroutines and processes to finish.
 //
-// The zero value is ready to use: its eventfds are made on first use. New
-// makes them at once and returns the error a first use would panic with.
-// A WaitGroup must not be copied after first use.
+// The zero value is ready to use, and so is the WaitGroup New returns. A
+// WaitGroup must not be copied after first use.
 //
 // The rules of sync.WaitGroup apply, across processes: calls with a positive
 // delta that start the counter from zero must happen before a Wait; a
@@ -82,55 +88,76 @@ type WaitGroup struct {
 
 // group is what a WaitGroup is made of once used.
 type group struct {
-	// mu is held for reading by each Add, which is several system calls on
-	// several descriptors, and for writing by Close: an Add that brings the
-	// counter to zero always gets to wake the waiters.
+	// local is the counter while it lives in the process, or one of the
+	// marks below.
+	local atomic.Int64
+
+	// mu is held for reading by each Add to a shared counter, which is
+	// several system calls on several descriptors, and for writing by
+	// Close and by the move to eventfds: an Add that brings the counter to
+	// zero always gets to wake the waiters.
 	mu     sync.RWMutex
 	closed bool
 
-	count   *eventfd.FD // the counter, semaphore mode
-	zero    *eventfd.FD // written when the counter reaches zero while somebody waits
-	waiting *eventfd.FD // processes with goroutines waiting; semaphore mode
+	fds     atomic.Pointer[fds] // nil until shared
 	q       *waitq.Queue
 	cleanup runtime.Cleanup
 }
+
+// Marks in group.local.
+const (
+	moved       = math.MinInt64     // the counter is in the eventfds
+	closedLocal = math.MinInt64 + 1 // closed before it was ever shared
+)
+
+// fds are a shared WaitGroup's eventfds.
+type fds struct {
+	count   *eventfd.FD // the counter, semaphore mode
+	zero    *eventfd.FD // written when the counter reaches zero while somebody waits
+	waiting *eventfd.FD // processes with goroutines waiting; semaphore mode
+}
+
+func (f *fds) list() []*eventfd.FD { return []*eventfd.FD{f.count, f.zero, f.waiting} }
 
 // kind describes a WaitGroup to the sharing protocols: its counter, its
 // "reached zero" eventfd and its count of waiting processes, in that order.
 // Its ID is part of the wire format.
 var kind = share.Kind{Name: "waitgroup", ID: 3, Modes: []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}}
 
-// New returns a WaitGroup with a zero counter, its eventfds made. On systems
-// other than Linux it returns an error satisfying
+// New returns a WaitGroup with a zero counter, like a zero WaitGroup. On
+// systems other than Linux it returns an error satisfying
 // errors.Is(err, errors.ErrUnsupported).
 func New() (*WaitGroup, error) {
-	g, err := newGroup()
-	if err != nil {
-		return nil, fmt.Errorf("waitgroup: New: %w", err)
+	for _, m := range kind.Modes[:2] {
+		if err := eventfd.Supported(m); err != nil {
+			return nil, fmt.Errorf("waitgroup: New: %w", err)
+		}
 	}
 	wg := new(WaitGroup)
-	wg.adopt(g)
+	g := wg.group()
+	if shareAtNew {
+		if _, err := g.share(); err != nil {
+			return nil, fmt.Errorf("waitgroup: New: %w", err)
+		}
+	}
 	return wg, nil
 }
 
-func newGroup() (*group, error) {
-	fds := make([]*eventfd.FD, 0, len(kind.Modes))
-	for _, m := range kind.Modes {
-		fd, err := eventfd.New(0, m)
-		if err != nil {
-			for _, fd := range fds {
-				fd.Close()
-			}
-			return nil, err
-		}
-		fds = append(fds, fd)
-	}
-	return groupOf(fds), nil
-}
+// shareAtNew makes New move the counter into eventfds at once. The tests
+// set it, from EVENTSYNC_TEST_SHARED, to run every test on both states.
+var shareAtNew bool
 
-func groupOf(fds []*eventfd.FD) *group {
-	g := &group{count: fds[0], zero: fds[1], waiting: fds[2]}
-	g.q = waitq.New(g.zero, (*zeroPolicy)(g))
+// newGroup returns a group on f, or with its counter in the process if f is
+// nil.
+func newGroup(f *fds) *group {
+	g := &group{}
+	var zero *eventfd.FD
+	if f != nil {
+		g.local.Store(moved)
+		g.fds.Store(f)
+		zero = f.zero
+	}
+	g.q = waitq.New(zero, (*zeroPolicy)(g))
 	return g
 }
 
@@ -150,20 +177,59 @@ func (wg *WaitGroup) group() *group {
 	if g := wg.g.Load(); g != nil {
 		return g
 	}
-	g, err := newGroup()
-	if err != nil {
-		panic("waitgroup: making the WaitGroup's eventfds: " + err.Error())
-	}
+	g := newGroup(nil)
 	wg.adopt(g)
 	return g
 }
 
 func (g *group) race() unsafe.Pointer { return unsafe.Pointer(g) }
 
+// share moves the counter into eventfds, if it is not in them yet, and
+// returns them. Waiters queued before the move keep their place.
+func (g *group) share() (*fds, error) {
+	if f := g.fds.Load(); f != nil {
+		return f, nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f := g.fds.Load(); f != nil {
+		return f, nil
+	}
+	if g.closed {
+		return nil, os.ErrClosed
+	}
+	var made []*eventfd.FD
+	fail := func(err error) (*fds, error) {
+		for _, fd := range made {
+			fd.Close()
+		}
+		return nil, err
+	}
+	for _, m := range kind.Modes[1:] {
+		fd, err := eventfd.New(0, m)
+		if err != nil {
+			return fail(err)
+		}
+		made = append(made, fd)
+	}
+	// Stop the Adds to the counter in the process; those that come now
+	// wait for mu, and find the eventfds.
+	c := g.local.Swap(moved)
+	count, err := eventfd.New(uint64(c), kind.Modes[0])
+	if err != nil {
+		g.local.Store(c)
+		return fail(err)
+	}
+	f := &fds{count: count, zero: made[0], waiting: made[1]}
+	g.fds.Store(f)
+	g.q.Share(f.zero)
+	return f, nil
+}
+
 // zeroPolicy serves a waiter once the counter is zero. While this process
-// has waiters it counts itself in the waiting count, before its poller first
-// looks at the counter: a Done that brings the counter to zero after that
-// look then knows to wake it.
+// has waiters on a shared counter, it counts itself in the waiting count,
+// before its poller first looks at the counter: a Done that brings the
+// counter to zero after that look then knows to wake it.
 type zeroPolicy group
 
 func (p *zeroPolicy) Take(uint64, waitq.Stopper) (uint64, error) {
@@ -178,11 +244,22 @@ func (p *zeroPolicy) GiveBack(uint64) {}
 
 // Pending reports whether the counter is zero.
 func (p *zeroPolicy) Pending() (bool, error) {
-	above, err := p.count.Pending()
-	return !above, err
+	switch c := p.local.Load(); c {
+	case moved:
+		f := p.fds.Load()
+		if f == nil { // being moved: the poller looks once it is
+			return false, nil
+		}
+		above, err := f.count.Pending()
+		return !above, err
+	case closedLocal:
+		return false, os.ErrClosed
+	default:
+		return c == 0, nil
+	}
 }
 
-func (p *zeroPolicy) StartWatch() { _ = p.waiting.Write(1) }
+func (p *zeroPolicy) StartWatch() { _ = p.fds.Load().waiting.Write(1) }
 
 // StopWatch counts this process out, and the last process to stop drains
 // "reached zero", so that it is not left readable for nobody. A process
@@ -191,13 +268,13 @@ func (p *zeroPolicy) StartWatch() { _ = p.waiting.Write(1) }
 // drain is followed by the look a Done makes: if anybody started waiting
 // meanwhile and the counter is zero, they are woken again.
 func (p *zeroPolicy) StopWatch() {
-	_, _ = p.waiting.Take(1, nil)
-	g := (*group)(p)
-	if _, waiting, err := eventfd.PendingPair(g.count, g.waiting); err != nil || waiting {
+	f := p.fds.Load()
+	_, _ = f.waiting.Take(1, nil)
+	if _, waiting, err := eventfd.PendingPair(f.count, f.waiting); err != nil || waiting {
 		return
 	}
-	_, _ = g.zero.Read()
-	g.reachedZero()
+	_, _ = f.zero.Read()
+	f.reachedZero()
 }
 
 // Add adds delta, which may be negative, to the counter. If the counter
@@ -209,17 +286,57 @@ func (wg *WaitGroup) Add(delta int) {
 }
 
 func (g *group) add(delta int, panicIfClosed bool) {
+	if delta < 0 {
+		race.ReleaseMerge(g.race())
+	}
+	for {
+		c := g.local.Load()
+		switch {
+		case c == moved:
+			if g.addShared(delta, panicIfClosed) {
+				return
+			}
+			continue // the move failed: the counter is in the process again
+		case c == closedLocal:
+			if panicIfClosed {
+				panic("waitgroup: Add on closed WaitGroup")
+			}
+			return
+		}
+		n := c + int64(delta)
+		switch {
+		case n < 0:
+			panic("sync: negative WaitGroup counter")
+		case delta > 0 && (n < c || uint64(n) > eventfd.MaxCount):
+			panic("waitgroup: WaitGroup counter overflow")
+		}
+		if g.local.CompareAndSwap(c, n) {
+			if n == 0 {
+				g.q.Serve()
+			}
+			return
+		}
+	}
+}
+
+// addShared adds delta to the counter in the eventfds. It reports false if
+// there are none after all (a move that failed).
+func (g *group) addShared(delta int, panicIfClosed bool) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.closed {
 		if panicIfClosed {
 			panic("waitgroup: Add on closed WaitGroup")
 		}
-		return
+		return true
+	}
+	f := g.fds.Load()
+	if f == nil {
+		return false
 	}
 	switch {
 	case delta > 0:
-		switch err := g.count.Write(uint64(delta)); err {
+		switch err := f.count.Write(uint64(delta)); err {
 		case nil:
 		case eventfd.ErrOverflow:
 			panic("waitgroup: WaitGroup counter overflow")
@@ -227,16 +344,16 @@ func (g *group) add(delta int, panicIfClosed bool) {
 			panic("waitgroup: Add: " + err.Error())
 		}
 	case delta < 0:
-		race.ReleaseMerge(g.race())
-		ok, err := g.count.Take(uint64(-delta), nil)
+		ok, err := f.count.Take(uint64(-delta), nil)
 		switch {
 		case err != nil:
 			panic("waitgroup: Add: " + err.Error())
 		case !ok:
 			panic("sync: negative WaitGroup counter")
 		}
-		g.reachedZero()
+		f.reachedZero()
 	}
+	return true
 }
 
 // Done decrements the counter by one. It panics if the counter is already
@@ -248,10 +365,10 @@ func (wg *WaitGroup) Done() {
 // reachedZero wakes the waiters of every process if the counter is zero and
 // anybody waits. Waiters look at the counter again when woken, so a wakeup
 // for a counter that has since gone up again is harmless.
-func (g *group) reachedZero() {
-	above, waiting, err := eventfd.PendingPair(g.count, g.waiting)
+func (f *fds) reachedZero() {
+	above, waiting, err := eventfd.PendingPair(f.count, f.waiting)
 	if err == nil && !above && waiting {
-		_ = g.zero.Saturate(1)
+		_ = f.zero.Saturate(1)
 	}
 }
 
@@ -301,11 +418,11 @@ func (wg *WaitGroup) WaitContext(ctx context.Context) error {
 		return nil
 	}
 	if !g.q.Busy() {
-		pending, err := g.count.Pending()
+		zero, err := (*zeroPolicy)(g).Pending()
 		if err != nil {
 			return opError("Wait", err)
 		}
-		if !pending {
+		if zero {
 			race.Acquire(g.race())
 			return nil
 		}
@@ -320,13 +437,26 @@ func (wg *WaitGroup) WaitContext(ctx context.Context) error {
 	return nil
 }
 
-// Value reports the counter, as the kernel reports it in /proc/self/fdinfo.
+// Value reports the counter: once wg is shared, as the kernel reports it in
+// /proc/self/fdinfo.
 func (wg *WaitGroup) Value() (uint64, error) {
 	g := wg.g.Load()
 	if g == nil {
 		return 0, nil
 	}
-	v, err := g.count.Value()
+	switch c := g.local.Load(); c {
+	case closedLocal:
+		return 0, opError("Value", os.ErrClosed)
+	case moved:
+	default:
+		return uint64(c), nil
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return 0, opError("Value", os.ErrClosed)
+	}
+	v, err := g.fds.Load().count.Value()
 	if err != nil {
 		return 0, opError("Value", err)
 	}
@@ -349,17 +479,23 @@ func (wg *WaitGroup) Close() error {
 
 func (g *group) close() error {
 	g.mu.Lock()
-	closed := g.closed
-	g.closed = true
-	g.mu.Unlock()
-	if closed {
+	if g.closed {
+		g.mu.Unlock()
 		return os.ErrClosed
 	}
-	return errors.Join(g.q.Close(), g.count.Close(), g.zero.Close(), g.waiting.Close())
-}
-
-func (g *group) fds() []*eventfd.FD {
-	return []*eventfd.FD{g.count, g.zero, g.waiting}
+	g.closed = true
+	for {
+		c := g.local.Load()
+		if c == moved || g.local.CompareAndSwap(c, closedLocal) {
+			break
+		}
+	}
+	g.mu.Unlock()
+	err := g.q.Close()
+	if f := g.fds.Load(); f != nil {
+		err = errors.Join(err, f.count.Close(), f.zero.Close(), f.waiting.Close())
+	}
+	return err
 }
 
 // opError names the operation that failed, and says "use of closed
