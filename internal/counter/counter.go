@@ -113,6 +113,13 @@ func (c *Counter) post(n uint64, saturate bool) error {
 		if err == eventfd.ErrOverflow && saturate {
 			err = fd.Saturate(n)
 		}
+		if err == nil {
+			// Waiters of this process are served now, by this goroutine,
+			// rather than after the netpoller has woken the poller. The
+			// count is in the kernel first, so a waiter in another process
+			// has the same chance at it.
+			c.posted()
+		}
 		return err
 	}
 	switch {

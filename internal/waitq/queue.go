@@ -128,10 +128,11 @@ func (l *list) remove(w *waiter) {
 //
 // So the waiters queue here, each on its own channel beside its own context,
 // and one poller goroutine sleeps in the netpoller for all of them. The
-// poller is started by the first waiter and leaves with the last; it sleeps
-// on a duplicate of the descriptor that it registers with the netpoller when
-// it starts and closes when it leaves, so that nobody pays for wakeups while
-// nobody waits. Whenever the descriptor signals, the poller serves waiters in
+// poller is started by the first waiter and leaves a moment (linger) after
+// the last; it sleeps on a duplicate of the descriptor that it registers
+// with the netpoller when it starts and closes when it leaves, so that
+// nobody pays for wakeups while nobody waits, and a primitive waited on
+// again and again does not pay for a new poller each time. Whenever the descriptor signals, the poller serves waiters in
 // order. The queue is FIFO, as in golang.org/x/sync/semaphore: a large
 // request at the front is not starved by a stream of small ones from this
 // process.
@@ -154,6 +155,8 @@ type Queue struct {
 
 	polling bool
 	pollFD  *os.File       // the poller's registered duplicate of watch
+	// lingerUntil is when an idle poller leaves; zero while it is needed.
+	lingerUntil time.Time
 	pollers sync.WaitGroup // pollers not yet returned: one, or a leaving one and its successor
 	pollErr error          // the last failure of the waiting machinery, for Close
 	retry   *time.Timer
@@ -169,6 +172,10 @@ type Queue struct {
 const (
 	minRetryDelay = time.Millisecond
 	maxRetryDelay = 100 * time.Millisecond
+	// linger is how long a poller stays after its last waiter: long
+	// beside the cost of starting one (tens of microseconds), short beside
+	// what a process notices of an idle registration.
+	linger = 5 * time.Millisecond
 )
 
 // New returns a queue whose poller wakes when watch signals, and which
@@ -388,7 +395,22 @@ func (q *Queue) pollLocked() {
 			q.retryLocked(err)
 		}
 	case !q.wantedLocked() && q.polling:
-		q.wakeLocked()
+		q.idleLocked()
+	}
+}
+
+// idleLocked tells a poller that nobody needs it: it leaves once linger
+// has passed with nobody needing it again, or at once if the queue is
+// closed. A read deadline interrupts its sleep; only the poller reads its
+// descriptor, so nobody else is disturbed.
+func (q *Queue) idleLocked() {
+	if q.closed {
+		q.setDeadlineLocked(time.Unix(1, 0))
+		return
+	}
+	if q.lingerUntil.IsZero() {
+		q.lingerUntil = time.Now().Add(linger)
+		q.setDeadlineLocked(q.lingerUntil)
 	}
 }
 
@@ -430,10 +452,8 @@ func (q *Queue) retryLocked(err error) {
 	})
 }
 
-// wakeLocked interrupts the poller's sleep with a read deadline in the past.
-// Only the poller reads its descriptor, so nobody else is disturbed.
-func (q *Queue) wakeLocked() {
-	if err := q.pollFD.SetReadDeadline(time.Unix(1, 0)); err != nil {
+func (q *Queue) setDeadlineLocked(t time.Time) {
+	if err := q.pollFD.SetReadDeadline(t); err != nil {
 		q.pollErr = err
 	}
 }
@@ -451,10 +471,19 @@ func (q *Queue) poll(f *os.File, raw interface {
 			q.mu.Lock()
 			defer q.mu.Unlock()
 			q.serveLocked()
-			if !q.wantedLocked() {
+			switch {
+			case q.wantedLocked():
+				q.lingerUntil = time.Time{}
+			case q.closed || q.watch == nil || !q.lingerUntil.IsZero() && !time.Now().Before(q.lingerUntil):
 				q.polling = false
 				q.pollFD = nil
+				q.lingerUntil = time.Time{}
 				return true
+			case q.lingerUntil.IsZero():
+				q.idleLocked()
+			default:
+				// Idle, woken early: sleep on until the linger is over.
+				q.setDeadlineLocked(q.lingerUntil)
 			}
 			return false
 		})
@@ -462,7 +491,7 @@ func (q *Queue) poll(f *os.File, raw interface {
 			break
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// wakeLocked woke us; look again.
+			// idleLocked woke us; look again.
 			if err = f.SetReadDeadline(time.Time{}); err == nil {
 				continue
 			}
@@ -517,7 +546,7 @@ func (q *Queue) Close() error {
 		q.retry = nil
 	}
 	if q.polling {
-		q.wakeLocked()
+		q.idleLocked()
 	}
 	q.mu.Unlock()
 
