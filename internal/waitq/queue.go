@@ -154,13 +154,13 @@ type Queue struct {
 	readyCh chan struct{}
 
 	polling bool
-	pollFD  *os.File       // the poller's registered duplicate of watch
+	pollFD  *os.File // the poller's registered duplicate of watch
 	// lingerUntil is when an idle poller leaves; zero while it is needed.
 	lingerUntil time.Time
-	pollers sync.WaitGroup // pollers not yet returned: one, or a leaving one and its successor
-	pollErr error          // the last failure of the waiting machinery, for Close
-	retry   *time.Timer
-	delay   time.Duration // before the next retry
+	pollers     sync.WaitGroup // pollers not yet returned: one, or a leaving one and its successor
+	pollErr     error          // the last failure of the waiting machinery, for Close
+	retry       *time.Timer
+	delay       time.Duration // before the next retry
 
 	closed  bool
 	closing atomic.Bool  // closed, for takes in progress
