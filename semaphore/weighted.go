@@ -5,9 +5,8 @@ package semaphore
 type Weighted = Semaphore
 
 // NewWeighted returns a Semaphore with n free permits, as
-// golang.org/x/sync/semaphore.NewWeighted does. It panics if n < 0 or if the
-// eventfd cannot be made (this process is at its descriptor limit, or the
-// system is not Linux): use New to get that error instead.
+// golang.org/x/sync/semaphore.NewWeighted does. It panics where New returns
+// an error: if n < 0, or on a system without eventfd (not Linux).
 func NewWeighted(n int64) *Semaphore {
 	s, err := New(n)
 	if err != nil {
