@@ -3,6 +3,7 @@
 package signal
 
 import (
+	"context"
 	"testing"
 
 	"github.com/eventsync/eventsync/internal/testutil"
@@ -96,4 +97,49 @@ func BenchmarkTryWaitEmpty(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPingPong hands a notification back and forth between two
+// goroutines through two Signals: every Notify finds the other side
+// blocked in Wait. The baseline is an unbuffered channel pair.
+func BenchmarkPingPong(b *testing.B) {
+	b.Run("impl=channel", func(b *testing.B) {
+		ping, pong := make(chan struct{}), make(chan struct{})
+		go func() {
+			for range ping {
+				pong <- struct{}{}
+			}
+		}()
+		b.ReportAllocs()
+		for b.Loop() {
+			ping <- struct{}{}
+			<-pong
+		}
+		close(ping)
+	})
+	for _, impl := range sigs {
+		b.Run(impl.name, func(b *testing.B) {
+			ping, pong := impl.make(b), impl.make(b)
+			ctx := context.Background()
+			stop := make(chan struct{})
+			go func() {
+				for {
+					if _, err := ping.Wait(ctx); err != nil {
+						close(stop)
+						return
+					}
+					pong.Notify()
+				}
+			}()
+			b.ReportAllocs()
+			for b.Loop() {
+				ping.Notify()
+				if _, err := pong.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ping.Close()
+			<-stop
+		})
+	}
 }
