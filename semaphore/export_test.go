@@ -5,7 +5,7 @@ import "github.com/eventsync/eventsync/internal/eventfd"
 // fd returns s's eventfd, moving its permits there first if they live in
 // the process, for tests that look at the descriptor.
 func (s *Semaphore) fd() *eventfd.FD {
-	fd, err := s.p().share()
+	fd, err := s.counter().Share()
 	if err != nil {
 		panic(err)
 	}

@@ -33,13 +33,11 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"unsafe"
 
 	"github.com/eventsync/eventsync/internal/counter"
 	"github.com/eventsync/eventsync/internal/eventfd"
 	"github.com/eventsync/eventsync/internal/race"
 	"github.com/eventsync/eventsync/internal/share"
-	"github.com/eventsync/eventsync/internal/waitq"
 )
 
 // Errors returned when adopting a descriptor with FromFile, Inherited or
@@ -77,56 +75,13 @@ var (
 // A Semaphore that becomes unreachable closes its descriptor; Close does it
 // at once.
 type Semaphore struct {
-	permits *permits
+	c       *counter.Counter // see package counter
 	cleanup runtime.Cleanup
 }
 
 // kind describes a Semaphore to the sharing protocols. Its ID is part of the
 // wire format.
 var kind = share.Kind{Name: "semaphore", ID: 1, Modes: []eventfd.Mode{eventfd.Semaphore}}
-
-// permits are the Semaphore's count (see package counter: in the process
-// until the Semaphore is first shared, then in an eventfd), and how its
-// waiters are served. It is also the address at which the race detector is
-// told of Release's edges.
-type permits struct {
-	c *counter.Counter
-	q *waitq.Queue
-}
-
-func (p *permits) Take(want uint64, stop waitq.Stopper) (uint64, error) {
-	ok, err := p.c.Take(want, stop)
-	if !ok {
-		return 0, err
-	}
-	return want, nil
-}
-
-func (p *permits) GiveBack(n uint64) {
-	if n > 0 {
-		// Cannot overflow: these permits were there a moment ago.
-		_ = p.c.Add(n)
-	}
-}
-
-func (p *permits) Pending() (bool, error) { return p.c.Pending() }
-
-// share moves the permits into an eventfd, if they are not in one yet, and
-// returns it. Waiters queued before the move keep their place; the poller
-// serves them from the eventfd.
-func (p *permits) share() (*eventfd.FD, error) {
-	if fd := p.c.FD(); fd != nil {
-		return fd, nil
-	}
-	fd, err := p.c.Share()
-	if err != nil {
-		return nil, err
-	}
-	p.q.Share(fd)
-	return fd, nil
-}
-
-func (p *permits) race() unsafe.Pointer { return unsafe.Pointer(p) }
 
 // New returns a Semaphore with n free permits. n may exceed 2^32-1. New
 // returns an error wrapping os.ErrInvalid if n is negative, and one
@@ -146,7 +101,7 @@ func New(n int64) (*Semaphore, error) {
 	}
 	s := newSemaphore(nil, uint64(n))
 	if shareAtNew {
-		if _, err := s.permits.share(); err != nil {
+		if _, err := s.c.Share(); err != nil {
 			return nil, fmt.Errorf("semaphore: New: %w", err)
 		}
 	}
@@ -183,32 +138,21 @@ func FromFile(f *os.File) (*Semaphore, error) {
 // newSemaphore returns a Semaphore on fd, or with n permits in the process
 // if fd is nil.
 func newSemaphore(fd *eventfd.FD, n uint64) *Semaphore {
-	p := &permits{}
-	p.q = waitq.New(fd, p)
+	s := &Semaphore{c: counter.New(n, eventfd.Semaphore)}
 	if fd != nil {
-		p.c = counter.Shared(fd, p.q.Serve)
-	} else {
-		p.c = counter.New(n, eventfd.Semaphore, p.q.Serve)
+		s.c = counter.Shared(fd)
 	}
-	s := &Semaphore{permits: p}
-	s.cleanup = runtime.AddCleanup(s, closeAll, p)
+	// Nobody can be waiting on a Semaphore that is collected.
+	s.cleanup = runtime.AddCleanup(s, func(c *counter.Counter) { _ = c.Close() }, s.c)
 	return s
 }
 
-// closeAll gives the descriptor back when a Semaphore is collected
-// unclosed. Nobody can be waiting on it then.
-func closeAll(p *permits) {
-	if fd, was := p.c.Close(); !was && p.q.Close() == nil && fd != nil {
-		fd.Close()
-	}
-}
-
-// p returns s's permits, or panics if s was not made by a constructor.
-func (s *Semaphore) p() *permits {
-	if s == nil || s.permits == nil {
+// counter returns s's count, or panics if s was not made by a constructor.
+func (s *Semaphore) counter() *counter.Counter {
+	if s == nil || s.c == nil {
 		panic("semaphore: use of a Semaphore not made by New, NewWeighted, FromFile, Inherited or Receive")
 	}
-	return s.permits
+	return s.c
 }
 
 // Acquire takes n permits, blocking until they are free, ctx is done, or
@@ -228,7 +172,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	if n < 0 {
 		panic("semaphore: Acquire with negative n")
 	}
-	p := s.p()
+	c := s.counter()
 	done := ctx.Done()
 	select {
 	case <-done:
@@ -236,20 +180,21 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	default:
 	}
 	if n == 0 {
-		if p.c.Closed() {
+		if c.Closed() {
 			return errClosed("Acquire")
 		}
 		return nil
 	}
-	if !p.q.Busy() {
-		var stop waitq.Stopper
+	q := c.Queue()
+	if !q.Busy() {
+		var stop eventfd.Stopper
 		if n > 1 {
 			stop = ctxStopper{ctx}
 		}
-		got, err := p.Take(uint64(n), stop)
+		ok, err := c.Take(uint64(n), stop)
 		switch {
-		case got != 0:
-			race.Acquire(p.race())
+		case ok:
+			race.Acquire(c.Race())
 			return nil
 		case errors.Is(err, eventfd.ErrInterrupted):
 			return ctx.Err()
@@ -257,13 +202,13 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 			return opError("Acquire", err)
 		}
 	}
-	if _, err := p.q.Wait(ctx, uint64(n)); err != nil {
+	if _, err := q.Wait(ctx, uint64(n)); err != nil {
 		if err == ctx.Err() {
 			return err
 		}
 		return opError("Acquire", err)
 	}
-	race.Acquire(p.race())
+	race.Acquire(c.Race())
 	return nil
 }
 
@@ -279,15 +224,15 @@ func (s *Semaphore) TryAcquire(n int64) bool {
 	if n < 0 {
 		panic("semaphore: TryAcquire with negative n")
 	}
-	p := s.p()
+	c := s.counter()
 	if n == 0 {
-		return !p.c.Closed()
+		return !c.Closed()
 	}
-	if p.q.Busy() {
+	if c.Queue().Busy() {
 		return false
 	}
-	if got, _ := p.Take(uint64(n), nil); got != 0 {
-		race.Acquire(p.race())
+	if ok, _ := c.Take(uint64(n), nil); ok {
+		race.Acquire(c.Race())
 		return true
 	}
 	return false
@@ -304,15 +249,15 @@ func (s *Semaphore) Release(n int64) {
 	if n < 0 {
 		panic("semaphore: Release with negative n")
 	}
-	p := s.p()
+	c := s.counter()
 	if n == 0 {
-		if p.c.Closed() {
+		if c.Closed() {
 			panic("semaphore: Release on closed Semaphore")
 		}
 		return
 	}
-	race.ReleaseMerge(p.race())
-	switch err := p.c.Add(uint64(n)); err {
+	race.ReleaseMerge(c.Race())
+	switch err := c.Add(uint64(n)); err {
 	case nil:
 	case os.ErrClosed:
 		panic("semaphore: Release on closed Semaphore")
@@ -327,7 +272,7 @@ func (s *Semaphore) Release(n int64) {
 // reports them in /proc/self/fdinfo. Other processes may change it at any
 // moment.
 func (s *Semaphore) Value() (uint64, error) {
-	v, err := s.p().c.Value()
+	v, err := s.counter().Value()
 	if err != nil {
 		return 0, opError("Value", err)
 	}
@@ -339,7 +284,7 @@ func (s *Semaphore) Value() (uint64, error) {
 // affect s. It is close-on-exec: to hand it to a child, pass it in
 // exec.Cmd.ExtraFiles.
 func (s *Semaphore) File() (*os.File, error) {
-	fd, err := s.p().share()
+	fd, err := s.counter().Share()
 	if err != nil {
 		return nil, opError("File", err)
 	}
@@ -355,20 +300,10 @@ func (s *Semaphore) File() (*os.File, error) {
 // processes holding the eventfd are not affected. Close returns an error
 // wrapping os.ErrClosed if s is already closed.
 func (s *Semaphore) Close() error {
-	p := s.p()
-	fd, was := p.c.Close()
-	if was {
-		return errClosed("Close")
-	}
-	s.cleanup.Stop()
-	if err := p.q.Close(); err != nil {
+	if err := s.counter().Close(); err != nil {
 		return opError("Close", err)
 	}
-	if fd != nil {
-		if err := fd.Close(); err != nil {
-			return opError("Close", err)
-		}
-	}
+	s.cleanup.Stop()
 	return nil
 }
 

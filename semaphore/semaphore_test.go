@@ -39,7 +39,7 @@ func value(t testing.TB, s *Semaphore) uint64 {
 // blocked waits until n goroutines are queued on s.
 func blocked(t testing.TB, s *Semaphore, n int) {
 	t.Helper()
-	testutil.Eventually(t, "goroutines block in Acquire", func() bool { return s.permits.q.Len() == n })
+	testutil.Eventually(t, "goroutines block in Acquire", func() bool { return s.c.Queue().Len() == n })
 }
 
 func TestAcquireRelease(t *testing.T) {
@@ -308,8 +308,8 @@ func TestTimeoutStorm(t *testing.T) {
 		t.Fatalf("Value = %d after the storm, want %d", v, permits)
 	}
 	t.Logf("%d acquired, %d timed out", acquired.Load(), failed.Load())
-	if s.permits.q.Len() != 0 {
-		t.Fatalf("%d waiters left queued", s.permits.q.Len())
+	if s.c.Queue().Len() != 0 {
+		t.Fatalf("%d waiters left queued", s.c.Queue().Len())
 	}
 }
 
@@ -397,7 +397,7 @@ func TestPollerGoesWithLastWaiter(t *testing.T) {
 	blocked(t, s, 1)
 	cancel()
 	<-done
-	testutil.Eventually(t, "the poller returns", func() bool { return !s.permits.q.Polling() })
+	testutil.Eventually(t, "the poller returns", func() bool { return !s.c.Queue().Polling() })
 }
 
 func TestFromFile(t *testing.T) {
@@ -429,7 +429,7 @@ func TestFromFile(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Acquire(ctx, 1) }()
 	// Stop looking if the Acquire fails instead of blocking.
-	testutil.Eventually(t, "Acquire blocks or fails", func() bool { return s.permits.q.Len() == 1 || len(done) == 1 })
+	testutil.Eventually(t, "Acquire blocks or fails", func() bool { return s.c.Queue().Len() == 1 || len(done) == 1 })
 	cancel()
 	if err := <-done; err != context.Canceled {
 		t.Fatalf("Acquire on an adopted blocking eventfd = %v, want context.Canceled", err)

@@ -34,7 +34,7 @@ var (
 // open in this process until cmd is garbage collected; close the files in
 // cmd.ExtraFiles after cmd.Start to release it at once.
 func (s *Semaphore) PassTo(cmd *exec.Cmd, name string) error {
-	fd, err := s.p().share()
+	fd, err := s.counter().Share()
 	if err != nil {
 		return opError("PassTo", err)
 	}
@@ -59,7 +59,7 @@ func Inherited(name string) (*Semaphore, error) {
 // Send passes s over conn, a Unix socket such as a *net.UnixConn, with
 // SCM_RIGHTS, to a process that calls Receive.
 func (s *Semaphore) Send(conn syscall.Conn) error {
-	fd, err := s.p().share()
+	fd, err := s.counter().Share()
 	if err != nil {
 		return opError("Send", err)
 	}

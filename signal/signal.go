@@ -39,13 +39,11 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"unsafe"
 
 	"github.com/eventsync/eventsync/internal/counter"
 	"github.com/eventsync/eventsync/internal/eventfd"
 	"github.com/eventsync/eventsync/internal/race"
 	"github.com/eventsync/eventsync/internal/share"
-	"github.com/eventsync/eventsync/internal/waitq"
 )
 
 // Errors returned when adopting a descriptor with FromFile, Inherited or
@@ -72,56 +70,13 @@ var (
 // A Signal that becomes unreachable closes its descriptor; Close does it at
 // once.
 type Signal struct {
-	count   *count
+	c       *counter.Counter // see package counter
 	cleanup runtime.Cleanup
 }
 
 // kind describes a Signal to the sharing protocols. Its ID is part of the
 // wire format.
 var kind = share.Kind{Name: "signal", ID: 2, Modes: []eventfd.Mode{eventfd.Counter}}
-
-// count is the Signal's pending count (see package counter: in the process
-// until the Signal is first shared, then in an eventfd), and how its waiters
-// are served. It is also the address at which the race detector is told of
-// Notify's edges.
-type count struct {
-	c *counter.Counter
-	q *waitq.Queue
-}
-
-func (c *count) Take(uint64, waitq.Stopper) (uint64, error) { return c.c.Read() }
-
-// GiveBack puts back a count taken for a Wait whose context was done first.
-func (c *count) GiveBack(v uint64) {
-	if v > 0 {
-		_ = c.c.Saturate(v)
-	}
-}
-
-func (c *count) Pending() (bool, error) {
-	pending, err := c.c.Pending()
-	if pending {
-		// The receive from Ready's channel sees the Notify.
-		race.Acquire(c.race())
-	}
-	return pending, err
-}
-
-func (c *count) race() unsafe.Pointer { return unsafe.Pointer(c) }
-
-// share moves the count into an eventfd, if it is not in one yet, and
-// returns it. Waiters queued before the move keep their place.
-func (c *count) share() (*eventfd.FD, error) {
-	if fd := c.c.FD(); fd != nil {
-		return fd, nil
-	}
-	fd, err := c.c.Share()
-	if err != nil {
-		return nil, err
-	}
-	c.q.Share(fd)
-	return fd, nil
-}
 
 // New returns a Signal with nothing pending. On systems other than Linux it
 // returns an error satisfying errors.Is(err, errors.ErrUnsupported).
@@ -136,7 +91,7 @@ func New() (*Signal, error) {
 	}
 	s := newSignal(nil)
 	if shareAtNew {
-		if _, err := s.count.share(); err != nil {
+		if _, err := s.c.Share(); err != nil {
 			return nil, fmt.Errorf("signal: New: %w", err)
 		}
 	}
@@ -167,31 +122,21 @@ func FromFile(f *os.File) (*Signal, error) {
 // newSignal returns a Signal on fd, or on a count in the process if fd is
 // nil.
 func newSignal(fd *eventfd.FD) *Signal {
-	c := &count{}
-	c.q = waitq.New(fd, c)
+	s := &Signal{c: counter.New(0, eventfd.Counter)}
 	if fd != nil {
-		c.c = counter.Shared(fd, c.q.Serve)
-	} else {
-		c.c = counter.New(0, eventfd.Counter, c.q.Serve)
+		s.c = counter.Shared(fd)
 	}
-	s := &Signal{count: c}
-	s.cleanup = runtime.AddCleanup(s, closeAll, c)
+	// Nobody can be waiting on a Signal that is collected.
+	s.cleanup = runtime.AddCleanup(s, func(c *counter.Counter) { _ = c.Close() }, s.c)
 	return s
 }
 
-// closeAll gives the descriptor back when a Signal is collected unclosed.
-func closeAll(c *count) {
-	if fd, was := c.c.Close(); !was && c.q.Close() == nil && fd != nil {
-		fd.Close()
-	}
-}
-
-// p returns s's count, or panics if s was not made by a constructor.
-func (s *Signal) p() *count {
-	if s == nil || s.count == nil {
+// counter returns s's count, or panics if s was not made by a constructor.
+func (s *Signal) counter() *counter.Counter {
+	if s == nil || s.c == nil {
 		panic("signal: use of a Signal not made by New, FromFile, Inherited or Receive")
 	}
-	return s.count
+	return s.c
 }
 
 // Notify adds one notification. It panics if s is closed.
@@ -203,15 +148,15 @@ func (s *Signal) Notify() { s.NotifyN(1) }
 // O_NONBLOCK on it (see the README's limits). NotifyN(0) adds nothing. It
 // panics if s is closed.
 func (s *Signal) NotifyN(n uint64) {
-	c := s.p()
+	c := s.counter()
 	if n == 0 {
-		if c.c.Closed() {
+		if c.Closed() {
 			panic("signal: Notify on closed Signal")
 		}
 		return
 	}
-	race.ReleaseMerge(c.race())
-	switch err := c.c.Saturate(n); err {
+	race.ReleaseMerge(c.Race())
+	switch err := c.Saturate(n); err {
 	case nil:
 	case os.ErrClosed:
 		panic("signal: Notify on closed Signal")
@@ -225,31 +170,31 @@ func (s *Signal) NotifyN(n uint64) {
 // already), and with an error wrapping os.ErrClosed if s is closed; a Wait
 // that fails takes nothing.
 func (s *Signal) Wait(ctx context.Context) (uint64, error) {
-	c := s.p()
+	c := s.counter()
 	done := ctx.Done()
 	select {
 	case <-done:
 		return 0, ctx.Err()
 	default:
 	}
-	if !c.q.Busy() {
-		v, err := c.c.Read()
+	if !c.Queue().Busy() {
+		v, err := c.Read()
 		if err != nil {
 			return 0, opError("Wait", err)
 		}
 		if v != 0 {
-			race.Acquire(c.race())
+			race.Acquire(c.Race())
 			return v, nil
 		}
 	}
-	v, err := c.q.Wait(ctx, 0)
+	v, err := c.Queue().Wait(ctx, 0)
 	if err != nil {
 		if err == ctx.Err() {
 			return 0, err
 		}
 		return 0, opError("Wait", err)
 	}
-	race.Acquire(c.race())
+	race.Acquire(c.Race())
 	return v, nil
 }
 
@@ -257,15 +202,15 @@ func (s *Signal) Wait(ctx context.Context) (uint64, error) {
 // if nothing is pending, a goroutine of this process is already waiting
 // (it is first in line), or s is closed.
 func (s *Signal) TryWait() (uint64, bool) {
-	c := s.p()
-	if c.q.Busy() {
+	c := s.counter()
+	if c.Queue().Busy() {
 		return 0, false
 	}
-	v, err := c.c.Read()
+	v, err := c.Read()
 	if err != nil || v == 0 {
 		return 0, false
 	}
-	race.Acquire(c.race())
+	race.Acquire(c.Race())
 	return v, true
 }
 
@@ -278,13 +223,13 @@ func (s *Signal) TryWait() (uint64, bool) {
 // descriptor watching the eventfd, whether or not anybody still receives
 // from the channel; the next notification or Close lets them go.
 func (s *Signal) Ready() <-chan struct{} {
-	return s.p().q.Ready()
+	return s.counter().Queue().Ready()
 }
 
 // Value reports the pending count, without taking it: once s is shared, as
 // the kernel reports it in /proc/self/fdinfo.
 func (s *Signal) Value() (uint64, error) {
-	v, err := s.p().c.Value()
+	v, err := s.counter().Value()
 	if err != nil {
 		return 0, opError("Value", err)
 	}
@@ -296,7 +241,7 @@ func (s *Signal) Value() (uint64, error) {
 // s. It is close-on-exec: to hand it to a child, pass it in
 // exec.Cmd.ExtraFiles.
 func (s *Signal) File() (*os.File, error) {
-	fd, err := s.p().share()
+	fd, err := s.counter().Share()
 	if err != nil {
 		return nil, opError("File", err)
 	}
@@ -313,20 +258,10 @@ func (s *Signal) File() (*os.File, error) {
 // affected. Close returns an error wrapping os.ErrClosed if s is already
 // closed.
 func (s *Signal) Close() error {
-	c := s.p()
-	fd, was := c.c.Close()
-	if was {
-		return opError("Close", os.ErrClosed)
-	}
-	s.cleanup.Stop()
-	if err := c.q.Close(); err != nil {
+	if err := s.counter().Close(); err != nil {
 		return opError("Close", err)
 	}
-	if fd != nil {
-		if err := fd.Close(); err != nil {
-			return opError("Close", err)
-		}
-	}
+	s.cleanup.Stop()
 	return nil
 }
 

@@ -46,7 +46,7 @@ func value(t testing.TB, s *Signal) uint64 {
 // blocked waits until n waiters are queued on s (a pending Ready counts).
 func blocked(t testing.TB, s *Signal, n int) {
 	t.Helper()
-	testutil.Eventually(t, fmt.Sprintf("%d goroutines block in Wait", n), func() bool { return s.count.q.Len() == n })
+	testutil.Eventually(t, fmt.Sprintf("%d goroutines block in Wait", n), func() bool { return s.c.Queue().Len() == n })
 }
 
 // fdOf returns the descriptor number f holds, without (*os.File).Fd, which
@@ -150,7 +150,7 @@ func TestWaitBlocks(t *testing.T) {
 	if v := <-got; v != 5 {
 		t.Fatalf("Wait = %d, want 5", v)
 	}
-	testutil.Eventually(t, "the poller returns", func() bool { return !s.count.q.Polling() })
+	testutil.Eventually(t, "the poller returns", func() bool { return !s.c.Queue().Polling() })
 }
 
 // As in x/sync (go.dev/issue/63615): a context done before the call fails
@@ -306,7 +306,7 @@ func TestExactlyOnce(t *testing.T) {
 	if v := value(t, s); v != 0 {
 		t.Fatalf("Value after the final TryWait = %d", v)
 	}
-	if n := s.count.q.Len(); n != 0 {
+	if n := s.c.Queue().Len(); n != 0 {
 		t.Fatalf("%d waiters left queued", n)
 	}
 	t.Logf("%d Waits succeeded, %d failed (%d pre-cancelled), %d left for TryWait",
@@ -358,7 +358,7 @@ func TestReady(t *testing.T) {
 	if ch2 := s.Ready(); ch2 != ch {
 		t.Fatal("two Ready calls before it fired returned different channels")
 	}
-	if n := s.count.q.Len(); n != 0 {
+	if n := s.c.Queue().Len(); n != 0 {
 		t.Fatalf("%d waiters queued after two Ready calls, want none: Ready takes no place in line", n)
 	}
 
@@ -422,7 +422,7 @@ func TestReady(t *testing.T) {
 	if v, ok := s.TryWait(); !ok || v != 1 {
 		t.Fatalf("TryWait = %d, %v; want 1, true", v, ok)
 	}
-	testutil.Eventually(t, "the poller returns", func() bool { return !s.count.q.Polling() })
+	testutil.Eventually(t, "the poller returns", func() bool { return !s.c.Queue().Polling() })
 }
 
 // A pending Ready takes nothing and does not hold up Wait or TryWait.
@@ -460,8 +460,8 @@ func TestReadyClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := s.Ready()
-	if s.count.c.FD() != nil {
-		testutil.Eventually(t, "the poller runs", s.count.q.Polling)
+	if s.c.FD() != nil {
+		testutil.Eventually(t, "the poller runs", s.c.Queue().Polling)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -630,7 +630,7 @@ func TestPeerClearsNonblock(t *testing.T) {
 	for _, cancelIt := range []bool{false, true} {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := goWait(ctx, s)
-		testutil.Eventually(t, "Wait blocks or returns", func() bool { return s.count.q.Len() == 1 || len(done) == 1 })
+		testutil.Eventually(t, "Wait blocks or returns", func() bool { return s.c.Queue().Len() == 1 || len(done) == 1 })
 		if cancelIt {
 			cancel()
 			if r := <-done; r.err != context.Canceled {

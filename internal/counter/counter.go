@@ -12,37 +12,51 @@
 package counter
 
 import (
+	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/eventsync/eventsync/internal/eventfd"
+	"github.com/eventsync/eventsync/internal/race"
+	"github.com/eventsync/eventsync/internal/waitq"
 )
 
-// A Counter is a count that reads take from, in the way of its Mode.
+// A Counter is a count that reads take from, in the way of its Mode, and
+// the queue of this process's goroutines waiting on it: all that a
+// Semaphore or a Signal is made of.
 type Counter struct {
-	fd     atomic.Pointer[eventfd.FD] // nil while the count lives in local
-	mode   eventfd.Mode
-	posted func() // called after a post to local, to serve waiters
+	fd   atomic.Pointer[eventfd.FD] // nil while the count lives in local
+	mode eventfd.Mode
+	q    *waitq.Queue
 
 	mu     sync.Mutex
 	local  uint64
 	closed bool
 }
 
-// New returns a Counter holding init in the process. posted is called
-// after every post (Add, Saturate) to the count in the process, outside
-// the lock: it serves the waiters the post may satisfy.
-func New(init uint64, mode eventfd.Mode, posted func()) *Counter {
-	return &Counter{local: init, mode: mode, posted: posted}
+// New returns a Counter holding init in the process.
+func New(init uint64, mode eventfd.Mode) *Counter {
+	c := &Counter{local: init, mode: mode}
+	c.q = waitq.New(nil, (*policy)(c))
+	return c
 }
 
 // Shared returns a Counter on fd.
-func Shared(fd *eventfd.FD, posted func()) *Counter {
-	c := &Counter{mode: fd.Mode(), posted: posted}
+func Shared(fd *eventfd.FD) *Counter {
+	c := &Counter{mode: fd.Mode()}
 	c.fd.Store(fd)
+	c.q = waitq.New(fd, (*policy)(c))
 	return c
 }
+
+// Queue returns the queue of this process's waiters.
+func (c *Counter) Queue() *waitq.Queue { return c.q }
+
+// Race is the address at which the race detector is told of the edges
+// between a post and the wait that sees it.
+func (c *Counter) Race() unsafe.Pointer { return unsafe.Pointer(c) }
 
 // FD returns the eventfd, or nil while the count lives in the process.
 func (c *Counter) FD() *eventfd.FD { return c.fd.Load() }
@@ -118,7 +132,7 @@ func (c *Counter) post(n uint64, saturate bool) error {
 			// rather than after the netpoller has woken the poller. The
 			// count is in the kernel first, so a waiter in another process
 			// has the same chance at it.
-			c.posted()
+			c.q.Serve()
 		}
 		return err
 	}
@@ -135,7 +149,7 @@ func (c *Counter) post(n uint64, saturate bool) error {
 		return eventfd.ErrOverflow
 	}
 	c.mu.Unlock()
-	c.posted()
+	c.q.Serve()
 	return nil
 }
 
@@ -181,32 +195,78 @@ func (c *Counter) Closed() bool {
 
 // Share returns the eventfd, moving the count into a new one if it lives in
 // the process. It fails only if c is closed or no eventfd can be made; the
-// count then stays where it was.
+// count then stays where it was. Waiters queued before the move keep their
+// place: the queue's poller serves them from the eventfd.
 func (c *Counter) Share() (*eventfd.FD, error) {
 	fd, local := c.inProcess()
 	if !local {
 		return fd, nil
 	}
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return nil, os.ErrClosed
 	}
 	fd, err := eventfd.New(c.local, c.mode)
 	if err != nil {
+		c.mu.Unlock()
 		return nil, err
 	}
 	c.local = 0
 	c.fd.Store(fd)
+	c.mu.Unlock()
+	c.q.Share(fd)
 	return fd, nil
 }
 
-// Close marks c closed: later posts fail with os.ErrClosed. It returns the
-// eventfd, for the caller to close once nothing waits on it any more, and
-// whether c was already closed.
-func (c *Counter) Close() (*eventfd.FD, bool) {
+// Close marks c closed, so that later posts fail with os.ErrClosed, fails
+// every waiter, and closes the eventfd once nothing uses it. It returns
+// os.ErrClosed if c was already closed.
+func (c *Counter) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	was := c.closed
 	c.closed = true
-	return c.fd.Load(), was
+	c.mu.Unlock()
+	if was {
+		return os.ErrClosed
+	}
+	err := c.q.Close()
+	if fd := c.fd.Load(); fd != nil {
+		err = errors.Join(err, fd.Close())
+	}
+	return err
+}
+
+// policy serves c's waiters: a Semaphore-mode waiter takes what it wants,
+// all or nothing; a Counter-mode waiter takes the whole count.
+type policy Counter
+
+func (p *policy) Take(want uint64, stop waitq.Stopper) (uint64, error) {
+	c := (*Counter)(p)
+	if c.mode == eventfd.Counter {
+		return c.Read()
+	}
+	ok, err := c.Take(want, stop)
+	if !ok {
+		return 0, err
+	}
+	return want, nil
+}
+
+// GiveBack returns what a waiter took, for one whose context was done
+// first. It cannot overflow a Semaphore: those permits were there a moment
+// ago; a Signal's count saturates.
+func (p *policy) GiveBack(n uint64) {
+	if n > 0 {
+		_ = (*Counter)(p).Saturate(n)
+	}
+}
+
+func (p *policy) Pending() (bool, error) {
+	c := (*Counter)(p)
+	pending, err := c.Pending()
+	if pending {
+		// A receive from the Ready channel this closes sees the post.
+		race.Acquire(c.Race())
+	}
+	return pending, err
 }
