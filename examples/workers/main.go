@@ -96,41 +96,7 @@ func parent(args []string) int {
 	var exits sync.WaitGroup // the parent's own goroutines watching cmd.Wait
 	wg.Add(*n)
 	for i := range members {
-		k := int64(i)
-		m := &member{id: i + 1, from: *count*k/int64(*n) + 1, to: *count * (k + 1) / int64(*n)}
-		members[i] = m
-		cmd := exec.CommandContext(ctx, self, "worker", "-id", strconv.Itoa(m.id),
-			"-from", strconv.FormatInt(m.from, 10), "-to", strconv.FormatInt(m.to, 10),
-			"-crash="+strconv.FormatBool(m.id == *crash), "-hang="+strconv.FormatBool(m.id == *hang))
-		cmd.Stdout, cmd.Stderr = &m.out, &m.err
-		err := wg.PassTo(cmd, wgName)
-		if err == nil {
-			err = cmd.Start()
-			for _, f := range cmd.ExtraFiles {
-				f.Close() // PassTo's duplicates: the worker has its own now
-			}
-		}
-		if err != nil {
-			m.status = "not started: " + err.Error()
-			wg.Done() // it never will
-			continue
-		}
-		exits.Go(func() {
-			err := cmd.Wait()
-			m.dur = time.Since(begin)
-			if err == nil {
-				m.status, m.ok = "ok", true
-				return // it called Done before exiting 0
-			}
-			m.status = describe(ctx, err, &m.err)
-			if ctx.Err() != nil {
-				return // killed at the deadline: nobody waits any more
-			}
-			// It died without reaching Done, and never will: do it for it,
-			// or Wait would wait for a process that is gone.
-			fmt.Printf("workers: worker %d exited without calling Done (%s); calling Done for it\n", m.id, m.status)
-			wg.Done()
-		})
+		members[i] = startWorker(ctx, wg, &exits, self, i, *n, *count, *crash, *hang, begin)
 	}
 	waitErr := wg.WaitContext(ctx)
 	waited := time.Since(begin)
@@ -144,6 +110,12 @@ func parent(args []string) int {
 	// Done and its exit 0, and the parent would count it twice).
 	exits.Wait()
 
+	return report(members, *count, waitErr, waited, *timeout)
+}
+
+// report prints each worker's result and the total, and returns the exit
+// status: 0 only if every worker finished in time with the right sum.
+func report(members []*member, count int64, waitErr error, waited, timeout time.Duration) int {
 	var total int64
 	failed := 0
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
@@ -164,21 +136,61 @@ func parent(args []string) int {
 		fmt.Fprintf(tw, "  %d\t%d..%d\t%s\t%s\t%v\n", m.id, m.from, m.to, sum, m.status, m.dur.Round(time.Millisecond))
 	}
 	tw.Flush()
-	want := *count * (*count + 1) / 2
+	want := count * (count + 1) / 2
 	fmt.Printf("workers: %d of %d workers ok, %d failed; waited %v\n",
-		*n-failed, *n, failed, waited.Round(time.Millisecond))
+		len(members)-failed, len(members), failed, waited.Round(time.Millisecond))
 	switch {
 	case waitErr != nil:
-		fmt.Printf("workers: FAILED: deadline of %v exceeded\n", *timeout)
+		fmt.Printf("workers: FAILED: deadline of %v exceeded\n", timeout)
 	case failed > 0:
 		fmt.Printf("workers: FAILED: total %d of the workers that finished; want %d from all\n", total, want)
 	case total != want:
 		fmt.Printf("workers: FAILED: total %d, want %d\n", total, want)
 	default:
-		fmt.Printf("workers: total %d = 1+...+%d, correct\n", total, *count)
+		fmt.Printf("workers: total %d = 1+...+%d, correct\n", total, count)
 		return 0
 	}
 	return 1
+}
+
+// startWorker starts worker i of n as a member of wg, and a goroutine in
+// exits that waits for it to end and calls Done for it if it died first.
+func startWorker(ctx context.Context, wg *waitgroup.WaitGroup, exits *sync.WaitGroup, self string, i, n int, count int64, crash, hang int, begin time.Time) *member {
+	k := int64(i)
+	m := &member{id: i + 1, from: count*k/int64(n) + 1, to: count * (k + 1) / int64(n)}
+	cmd := exec.CommandContext(ctx, self, "worker", "-id", strconv.Itoa(m.id),
+		"-from", strconv.FormatInt(m.from, 10), "-to", strconv.FormatInt(m.to, 10),
+		"-crash="+strconv.FormatBool(m.id == crash), "-hang="+strconv.FormatBool(m.id == hang))
+	cmd.Stdout, cmd.Stderr = &m.out, &m.err
+	err := wg.PassTo(cmd, wgName)
+	if err == nil {
+		err = cmd.Start()
+		for _, f := range cmd.ExtraFiles {
+			f.Close() // PassTo's duplicates: the worker has its own now
+		}
+	}
+	if err != nil {
+		m.status = "not started: " + err.Error()
+		wg.Done() // it never will
+		return m
+	}
+	exits.Go(func() {
+		err := cmd.Wait()
+		m.dur = time.Since(begin)
+		if err == nil {
+			m.status, m.ok = "ok", true
+			return // it called Done before exiting 0
+		}
+		m.status = describe(ctx, err, &m.err)
+		if ctx.Err() != nil {
+			return // killed at the deadline: nobody waits any more
+		}
+		// It died without reaching Done, and never will: do it for it, or
+		// Wait would wait for a process that is gone.
+		fmt.Printf("workers: worker %d exited without calling Done (%s); calling Done for it\n", m.id, m.status)
+		wg.Done()
+	})
+	return m
 }
 
 // describe says how a worker ended, with the first line of its panic if any.

@@ -149,29 +149,7 @@ func (fd *FD) Take(n uint64, stop Stopper) (bool, error) {
 	if count, err := sysCount(fd.sysfd); err == nil && count < n {
 		return false, nil
 	}
-	var got uint64
-	var halt error
-	for got < n {
-		if got > 0 && got%takeChunk == 0 {
-			if fd.closing.Load() {
-				halt = os.ErrClosed
-				break
-			}
-			if stop != nil && stop.Stopped() {
-				halt = ErrInterrupted
-				break
-			}
-		}
-		v, err := sysRead(fd.sysfd, shared)
-		if err != nil {
-			halt = err
-			break
-		}
-		if v == 0 {
-			break
-		}
-		got++
-	}
+	got, halt := fd.takeLocked(n, shared, stop)
 	if got == n {
 		return true, nil
 	}
@@ -181,6 +159,28 @@ func (fd *FD) Take(n uint64, stop Stopper) (bool, error) {
 		}
 	}
 	return false, halt
+}
+
+// takeLocked reads up to n, one at a time, and returns what it got and why
+// it stopped short: nil for an empty counter, or the reason it gave up.
+func (fd *FD) takeLocked(n uint64, shared bool, stop Stopper) (uint64, error) {
+	var got uint64
+	for got < n {
+		if got > 0 && got%takeChunk == 0 {
+			if fd.closing.Load() {
+				return got, os.ErrClosed
+			}
+			if stop != nil && stop.Stopped() {
+				return got, ErrInterrupted
+			}
+		}
+		v, err := sysRead(fd.sysfd, shared)
+		if err != nil || v == 0 {
+			return got, err
+		}
+		got++
+	}
+	return got, nil
 }
 
 // Write adds v to the counter without blocking. It returns ErrOverflow,

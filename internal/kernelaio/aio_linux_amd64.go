@@ -114,22 +114,9 @@ func Read(efd int, path string, buf []byte) (n int, err error) {
 		return 0, os.NewSyscallError("io_submit", unix.EAGAIN)
 	}
 
-	// io_getevents(ctx, min_nr, nr, events, timeout=NULL) blocks until the
-	// request completes. Go's async-preemption signals (SIGURG) can
-	// interrupt it with EINTR, so retry.
-	var ev ioEvent
-	for {
-		r, _, e = unix.Syscall6(unix.SYS_IO_GETEVENTS, uintptr(ctx), 1, 1,
-			uintptr(unsafe.Pointer(&ev)), 0, 0)
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return 0, os.NewSyscallError("io_getevents", e)
-		}
-		if r == 1 {
-			break
-		}
+	ev, err := getEvent(ctx)
+	if err != nil {
+		return 0, err
 	}
 	runtime.KeepAlive(cb)
 	runtime.KeepAlive(cbs)
@@ -142,4 +129,23 @@ func Read(efd int, path string, buf []byte) (n int, err error) {
 		return 0, os.NewSyscallError("pread (aio)", unix.Errno(-ev.res))
 	}
 	return int(ev.res), nil
+}
+
+// getEvent waits for the one completion of ctx. io_getevents(ctx, min_nr,
+// nr, events, timeout=NULL) blocks until the request completes; Go's
+// async-preemption signals (SIGURG) can interrupt it with EINTR, so it is
+// retried.
+func getEvent(ctx uint64) (ioEvent, error) {
+	var ev ioEvent
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_IO_GETEVENTS, uintptr(ctx), 1, 1,
+			uintptr(unsafe.Pointer(&ev)), 0, 0)
+		switch {
+		case e == unix.EINTR:
+		case e != 0:
+			return ev, os.NewSyscallError("io_getevents", e)
+		case r == 1:
+			return ev, nil
+		}
+	}
 }
