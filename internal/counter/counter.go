@@ -82,14 +82,16 @@ func (c *Counter) Take(n uint64, stop eventfd.Stopper) (bool, error) {
 	if !local {
 		return fd.Take(n, stop)
 	}
-	defer c.mu.Unlock()
 	switch {
 	case c.closed:
+		c.mu.Unlock()
 		return false, os.ErrClosed
 	case c.local < n:
+		c.mu.Unlock()
 		return false, nil
 	}
 	c.local -= n
+	c.mu.Unlock()
 	return true, nil
 }
 

@@ -165,7 +165,7 @@ type Queue struct {
 	closed  bool
 	closing atomic.Bool  // closed, for takes in progress
 	queued  atomic.Int32 // waiters, the one being served included
-	readyOn atomic.Bool  // readyCh is set
+	readyOn atomic.Int32 // 1 while readyCh is set
 	active  sync.WaitGroup
 }
 
@@ -202,9 +202,12 @@ func (q *Queue) Share(watch *eventfd.FD) {
 // to the primitive's state in this process. It costs one atomic load when
 // nobody waits.
 func (q *Queue) Serve() {
-	if q.queued.Load() == 0 && !q.readyOn.Load() {
-		return
+	if q.queued.Load()|q.readyOn.Load() != 0 {
+		q.serve()
 	}
+}
+
+func (q *Queue) serve() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.serveLocked()
@@ -290,7 +293,7 @@ func (q *Queue) Ready() <-chan struct{} {
 		return ch
 	}
 	q.readyCh = ch
-	q.readyOn.Store(true)
+	q.readyOn.Store(1)
 	q.serveLocked()
 	q.pollLocked()
 	return ch
@@ -377,7 +380,7 @@ func (q *Queue) serveReadyLocked() {
 	if pending, err := q.policy.Pending(); pending || err != nil {
 		close(q.readyCh)
 		q.readyCh = nil
-		q.readyOn.Store(false)
+		q.readyOn.Store(0)
 	}
 }
 
@@ -539,7 +542,7 @@ func (q *Queue) Close() error {
 	if q.readyCh != nil {
 		close(q.readyCh)
 		q.readyCh = nil
-		q.readyOn.Store(false)
+		q.readyOn.Store(0)
 	}
 	if q.retry != nil {
 		q.retry.Stop()
