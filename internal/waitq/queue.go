@@ -157,6 +157,10 @@ type Queue struct {
 	pollFD  *os.File // the poller's registered duplicate of watch
 	// lingerUntil is when an idle poller leaves; zero while it is needed.
 	lingerUntil time.Time
+	// armed: a read deadline is set on pollFD. At most one is, so that a
+	// queue that empties and fills again and again pays for a timer once
+	// per linger, not once per wait.
+	armed bool
 	pollers     sync.WaitGroup // pollers not yet returned: one, or a leaving one and its successor
 	pollErr     error          // the last failure of the waiting machinery, for Close
 	retry       *time.Timer
@@ -413,7 +417,9 @@ func (q *Queue) idleLocked() {
 	}
 	if q.lingerUntil.IsZero() {
 		q.lingerUntil = time.Now().Add(linger)
-		q.setDeadlineLocked(q.lingerUntil)
+		if !q.armed {
+			q.setDeadlineLocked(q.lingerUntil)
+		}
 	}
 }
 
@@ -432,6 +438,8 @@ func (q *Queue) startPollerLocked() error {
 	}
 	q.polling = true
 	q.pollFD = f
+	q.armed = false
+	q.lingerUntil = time.Time{}
 	q.delay = 0
 	q.pollers.Add(1)
 	go q.poll(f, raw)
@@ -456,6 +464,7 @@ func (q *Queue) retryLocked(err error) {
 }
 
 func (q *Queue) setDeadlineLocked(t time.Time) {
+	q.armed = true
 	if err := q.pollFD.SetReadDeadline(t); err != nil {
 		q.pollErr = err
 	}
@@ -484,8 +493,8 @@ func (q *Queue) poll(f *os.File, raw interface {
 				return true
 			case q.lingerUntil.IsZero():
 				q.idleLocked()
-			default:
-				// Idle, woken early: sleep on until the linger is over.
+			case !q.armed:
+				// Idle, and the deadline that woke us was an earlier one.
 				q.setDeadlineLocked(q.lingerUntil)
 			}
 			return false
@@ -494,7 +503,10 @@ func (q *Queue) poll(f *os.File, raw interface {
 			break
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// idleLocked woke us; look again.
+			// A deadline woke us; look again.
+			q.mu.Lock()
+			q.armed = false
+			q.mu.Unlock()
 			if err = f.SetReadDeadline(time.Time{}); err == nil {
 				continue
 			}
