@@ -67,6 +67,22 @@ type waiter struct {
 // a waiter goes back to the pool.
 var waiters = sync.Pool{New: func() any { return &waiter{ready: make(chan struct{}, 1)} }}
 
+// result is what Wait returns for w once it has been served or failed.
+func (w *waiter) result(ctx context.Context) (uint64, error) {
+	switch {
+	case w.err == errStopped:
+		return 0, ctx.Err()
+	case w.err != nil:
+		return 0, w.err
+	case isDone(w.done):
+		// Served, but the context is done too: fail, as x/sync does, and
+		// give back what was taken.
+		w.q.policy.GiveBack(w.got)
+		return 0, ctx.Err()
+	}
+	return w.got, nil
+}
+
 // Stopped reports whether a take for w should give up: its context is
 // done, or the queue is closing.
 func (w *waiter) Stopped() bool {
@@ -243,20 +259,15 @@ func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 	q.pollLocked()
 	q.mu.Unlock()
 
+	if w.done == nil {
+		// A context that is never done: a plain receive, which the
+		// runtime hands off more cheaply than a select.
+		<-w.ready
+		return w.result(ctx)
+	}
 	select {
 	case <-w.ready:
-		switch {
-		case w.err == errStopped:
-			return 0, ctx.Err()
-		case w.err != nil:
-			return 0, w.err
-		case isDone(w.done):
-			// Served, but the context is done too: fail, as x/sync does,
-			// and give back what was taken.
-			q.policy.GiveBack(w.got)
-			return 0, ctx.Err()
-		}
-		return w.got, nil
+		return w.result(ctx)
 	case <-w.done:
 	}
 	q.mu.Lock()
