@@ -83,7 +83,7 @@ type Semaphore struct {
 
 // kind describes a Semaphore to the sharing protocols. Its ID is part of the
 // wire format.
-var kind = share.Kind{Name: "semaphore", ID: 1, Modes: []eventfd.Mode{eventfd.Semaphore}}
+var kind = share.Kind{Name: "semaphore", Type: "Semaphore", ID: 1, Modes: []eventfd.Mode{eventfd.Semaphore}}
 
 // permits is the eventfd, and how its waiters are served. It is also the
 // address at which the race detector is told of Release's edges.

@@ -78,7 +78,7 @@ type Signal struct {
 
 // kind describes a Signal to the sharing protocols. Its ID is part of the
 // wire format.
-var kind = share.Kind{Name: "signal", ID: 2, Modes: []eventfd.Mode{eventfd.Counter}}
+var kind = share.Kind{Name: "signal", Type: "Signal", ID: 2, Modes: []eventfd.Mode{eventfd.Counter}}
 
 // count is the eventfd, and how its waiters are served. It is also the
 // address at which the race detector is told of Notify's edges.
