@@ -113,21 +113,22 @@ func TestAtDescriptorLimit(t *testing.T) {
 // once collected.
 func TestCollectedSemaphoresCloseDescriptors(t *testing.T) {
 	before := len(testutil.OpenFDs(t))
-	func() {
-		for range 100 {
-			s, err := New(1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Acquire(context.Background(), 1); err != nil {
-				t.Fatal(err)
-			}
-			s.Release(1)
+	var made []*Semaphore
+	for range 100 {
+		s, err := New(1)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	if after := len(testutil.OpenFDs(t)); after < before+100 {
-		t.Fatalf("%d descriptors open after making 100 Semaphores, want at least %d", after, before+100)
+		if err := s.Acquire(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+		s.Release(1)
+		made = append(made, s)
 	}
+	if after := len(testutil.OpenFDs(t)); after < before+100 {
+		t.Fatalf("%d descriptors open with 100 Semaphores in use, want at least %d", after, before+100)
+	}
+	runtime.KeepAlive(made)
 	testutil.Eventually(t, "collected Semaphores close their descriptors", func() bool {
 		runtime.GC()
 		return len(testutil.OpenFDs(t)) <= before

@@ -18,21 +18,22 @@ import (
 // collected.
 func TestCollectedSignalsCloseDescriptors(t *testing.T) {
 	before := len(testutil.OpenFDs(t))
-	func() {
-		for range 100 {
-			s, err := New()
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Notify()
-			if v, err := s.Wait(context.Background()); err != nil || v != 1 {
-				t.Fatalf("Wait = %d, %v", v, err)
-			}
+	var made []*Signal
+	for range 100 {
+		s, err := New()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	if after := len(testutil.OpenFDs(t)); after < before+100 {
-		t.Fatalf("%d descriptors open after making 100 Signals, want at least %d", after, before+100)
+		s.Notify()
+		if v, err := s.Wait(context.Background()); err != nil || v != 1 {
+			t.Fatalf("Wait = %d, %v", v, err)
+		}
+		made = append(made, s)
 	}
+	if after := len(testutil.OpenFDs(t)); after < before+100 {
+		t.Fatalf("%d descriptors open with 100 Signals in use, want at least %d", after, before+100)
+	}
+	runtime.KeepAlive(made)
 	testutil.Eventually(t, "collected Signals close their descriptors", func() bool {
 		runtime.GC()
 		return len(testutil.OpenFDs(t)) <= before

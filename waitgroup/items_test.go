@@ -367,26 +367,30 @@ type holder struct {
 // once collected, whether made by New or zero values inside a struct.
 func TestCollectedWaitGroupsCloseDescriptors(t *testing.T) {
 	before := len(testutil.OpenFDs(t))
-	func() {
-		for range 100 {
-			wg, err := New()
-			if err != nil {
-				t.Fatal(err)
-			}
-			wg.Add(1)
-			wg.Done()
-			wg.Wait()
+	var made []*WaitGroup
+	var held []*holder
+	for range 100 {
+		wg, err := New()
+		if err != nil {
+			t.Fatal(err)
 		}
-		for range 100 {
-			h := &holder{n: 1}
-			h.wg.Add(1)
-			h.wg.Done()
-			h.wg.Wait()
-		}
-	}()
-	if after := len(testutil.OpenFDs(t)); after < before+600 {
-		t.Fatalf("%d descriptors open after making 200 WaitGroups, want at least %d", after, before+600)
+		wg.Add(1)
+		wg.Done()
+		wg.Wait()
+		made = append(made, wg)
 	}
+	for range 100 {
+		h := &holder{n: 1}
+		h.wg.Add(1)
+		h.wg.Done()
+		h.wg.Wait()
+		held = append(held, h)
+	}
+	if after := len(testutil.OpenFDs(t)); after < before+600 {
+		t.Fatalf("%d descriptors open with 200 WaitGroups in use, want at least %d", after, before+600)
+	}
+	runtime.KeepAlive(made)
+	runtime.KeepAlive(held)
 	testutil.Eventually(t, "collected WaitGroups close their descriptors", func() bool {
 		runtime.GC()
 		return len(testutil.OpenFDs(t)) <= before
