@@ -240,9 +240,14 @@ func TestReachedZeroDrained(t *testing.T) {
 		a.Done()
 		b.Done()
 		waiters.Wait()
-		testutil.Eventually(t, "every poller leaves", func() bool {
-			return !a.group().q.Polling() && !b.group().q.Polling() && waitingProcesses(t, a) == 0
+		// A poller lets go of its queue before it counts itself out and
+		// drains: wait until every poller goroutine has returned.
+		testutil.Eventually(t, "every poller returns", func() bool {
+			return testutil.CountGoroutines("waitq.(*Queue).poll") == 0
 		})
+		if n := waitingProcesses(t, a); n != 0 {
+			t.Fatalf("round %d: %d processes counted as waiting after every poller returned", round, n)
+		}
 		v, err := a.group().zero.Value()
 		if err != nil {
 			t.Fatal(err)
