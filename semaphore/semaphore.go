@@ -81,7 +81,7 @@ type Semaphore struct {
 
 // kind describes a Semaphore to the sharing protocols. Its ID is part of the
 // wire format.
-var kind = share.Kind{Name: "semaphore", ID: 1, Modes: []eventfd.Mode{eventfd.Semaphore}}
+var kind = share.Kind{Name: "semaphore", Type: "Semaphore", ID: 1, Modes: []eventfd.Mode{eventfd.Semaphore}}
 
 // New returns a Semaphore with n free permits. n may exceed 2^32-1. New
 // returns an error wrapping os.ErrInvalid if n is negative, and one

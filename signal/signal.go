@@ -76,7 +76,7 @@ type Signal struct {
 
 // kind describes a Signal to the sharing protocols. Its ID is part of the
 // wire format.
-var kind = share.Kind{Name: "signal", ID: 2, Modes: []eventfd.Mode{eventfd.Counter}}
+var kind = share.Kind{Name: "signal", Type: "Signal", ID: 2, Modes: []eventfd.Mode{eventfd.Counter}}
 
 // New returns a Signal with nothing pending. On systems other than Linux it
 // returns an error satisfying errors.Is(err, errors.ErrUnsupported).

@@ -433,6 +433,11 @@ func TestReadyBesideWait(t *testing.T) {
 	ready := s.Ready()
 	got := goWaitOK(t, s)
 	blocked(t, s, 1)
+	// No pass over the queue may be under way as the Notify lands, or it
+	// could give the count to the Wait before Ready looks: wait until the
+	// waiter and the poller both sleep.
+	testutil.Parked(t, "signal.(*Signal).Wait", 1)
+	testutil.Parked(t, "waitq.(*Queue).poll", 1)
 	s.NotifyN(5)
 	if v := <-got; v != 5 {
 		t.Fatalf("Wait behind a Ready = %d, want 5", v)

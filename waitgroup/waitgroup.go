@@ -122,7 +122,7 @@ func (f *fds) list() []*eventfd.FD { return []*eventfd.FD{f.count, f.zero, f.wai
 // kind describes a WaitGroup to the sharing protocols: its counter, its
 // "reached zero" eventfd and its count of waiting processes, in that order.
 // Its ID is part of the wire format.
-var kind = share.Kind{Name: "waitgroup", ID: 3, Modes: []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}}
+var kind = share.Kind{Name: "waitgroup", Type: "WaitGroup", ID: 3, Modes: []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}}
 
 // New returns a WaitGroup with a zero counter, like a zero WaitGroup. On
 // systems other than Linux it returns an error satisfying

@@ -20,6 +20,9 @@ type Kind struct {
 	// Name is the type's name in EVENTSYNC_FDS and in error messages, and
 	// the package name that prefixes them: "semaphore".
 	Name string
+	// Type is the type's name, for the error of a closed primitive: "use
+	// of closed Semaphore".
+	Type string
 	// ID stands for the kind in a Send message. It is part of the wire
 	// format: never change or reuse one.
 	ID byte

@@ -1,6 +1,7 @@
 package share
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -43,7 +44,7 @@ func send(conn syscall.Conn, kind Kind, fds []*eventfd.FD) error {
 		}
 	}()
 	for _, fd := range fds {
-		dup, err := fd.Export()
+		dup, err := kind.export(fd)
 		if err != nil {
 			return err
 		}
@@ -58,6 +59,16 @@ func send(conn syscall.Conn, kind Kind, fds []*eventfd.FD) error {
 		return io.ErrShortWrite
 	}
 	return nil
+}
+
+// export is fd.Export, whose failure on a closed descriptor says which
+// primitive is closed rather than "file already closed".
+func (k Kind) export(fd *eventfd.FD) (int, error) {
+	dup, err := fd.Export()
+	if err != nil && errors.Is(err, os.ErrClosed) && k.Type != "" {
+		err = eventfd.Closed(k.Type)
+	}
+	return dup, err
 }
 
 // Receive reads one message written by Send from conn, a Unix socket, and

@@ -49,7 +49,7 @@ func passTo(cmd *exec.Cmd, name string, kind Kind, fds []*eventfd.FD) error {
 	files := make([]*os.File, 0, len(fds))
 	e := entry{name: name, kind: kind.Name}
 	for i, fd := range fds {
-		dup, err := fd.Export()
+		dup, err := kind.export(fd)
 		if err != nil {
 			for _, f := range files {
 				f.Close()

@@ -1145,9 +1145,9 @@ func TestSendReceiveClosedAndNil(t *testing.T) {
 
 // The kinds of the public packages, as they describe themselves.
 var (
-	kindSemaphore = Kind{"semaphore", 1, []eventfd.Mode{eventfd.Semaphore}}
-	kindSignal    = Kind{"signal", 2, []eventfd.Mode{eventfd.Counter}}
-	kindWaitGroup = Kind{"waitgroup", 3, []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}}
+	kindSemaphore = Kind{"semaphore", "Semaphore", 1, []eventfd.Mode{eventfd.Semaphore}}
+	kindSignal    = Kind{"signal", "Signal", 2, []eventfd.Mode{eventfd.Counter}}
+	kindWaitGroup = Kind{"waitgroup", "WaitGroup", 3, []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}}
 )
 
 // startWith makes v this process's inheritance, as if it had started with

@@ -1,0 +1,261 @@
+//go:build linux
+
+package semaphore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eventsync/eventsync/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	// at-limit: with the descriptor table full, an Acquire whose deadline
+	// passes while its poller cannot start fails with exactly
+	// context.DeadlineExceeded; TryAcquire(2) and Acquire(ctx, 2) succeed
+	// with permits free; Receive of a message sent before the table filled
+	// fails with EMFILE, not ErrMalformed.
+	childRoles["at-limit"] = roleAtLimit
+}
+
+func roleAtLimit([]string) error {
+	empty, err := New(0)
+	if err != nil {
+		return err
+	}
+	defer empty.Close()
+	s, err := New(3)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	a, b := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
+	defer a.Close()
+	defer b.Close()
+	if err := s.Send(a); err != nil {
+		return err
+	}
+
+	ft, err := testutil.FillDescriptorTable()
+	if err != nil {
+		return err
+	}
+	defer ft.Free()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	result := make(chan error, 1)
+	go func() { result <- empty.Acquire(ctx, 1) }()
+	retried := false
+	for !retried && len(result) == 0 {
+		retried = empty.q.Retries()
+		runtime.Gosched()
+	}
+	if err := <-result; err != context.DeadlineExceeded {
+		return fmt.Errorf("Acquire at the descriptor limit, deadline passed: %v, want exactly context.DeadlineExceeded (poller retried: %v)", err, retried)
+	}
+
+	if !s.TryAcquire(2) {
+		return errors.New("TryAcquire(2) with 3 permits free failed at the descriptor limit")
+	}
+	s.Release(2)
+	if err := s.Acquire(context.Background(), 2); err != nil {
+		return fmt.Errorf("Acquire(ctx, 2) with 3 permits free at the descriptor limit: %v", err)
+	}
+	s.Release(2)
+
+	r, err := Receive(b)
+	if err == nil {
+		r.Close()
+		return errors.New("Receive at the descriptor limit succeeded")
+	}
+	if !errors.Is(err, syscall.EMFILE) || errors.Is(err, ErrMalformed) {
+		return fmt.Errorf("Receive at the descriptor limit: %v, want an error wrapping EMFILE and not ErrMalformed", err)
+	}
+	if !ft.Full() {
+		return errors.New("the descriptor table is not full")
+	}
+	ft.Free()
+	if v, err := s.Value(); err != nil || v != 3 {
+		return fmt.Errorf("Value() = %d, %v, want 3", v, err)
+	}
+	testutil.Say("ok")
+	return nil
+}
+
+// Items 2 and 7: at the descriptor limit Acquire fails only with ctx.Err(),
+// weighted takes with permits free succeed, and Receive reports EMFILE.
+func TestAtDescriptorLimit(t *testing.T) {
+	cmd := testutil.Child(t, "at-limit")
+	out := testutil.StdoutLines(t, cmd)
+	testutil.Start(t, cmd)
+	out.Expect("ok")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+}
+
+// Item 6: Semaphores dropped without Close give their descriptors back
+// once collected.
+func TestCollectedSemaphoresCloseDescriptors(t *testing.T) {
+	before := len(testutil.OpenFDs(t))
+	var made []*Semaphore
+	for range 100 {
+		s, err := New(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Acquire(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+		s.Release(1)
+		made = append(made, s)
+	}
+	if after := len(testutil.OpenFDs(t)); after < before+100 {
+		t.Fatalf("%d descriptors open with 100 Semaphores in use, want at least %d", after, before+100)
+	}
+	runtime.KeepAlive(made)
+	testutil.Eventually(t, "collected Semaphores close their descriptors", func() bool {
+		runtime.GC()
+		return len(testutil.OpenFDs(t)) <= before
+	})
+}
+
+// panicValue calls f and returns what it panicked with, nil if it did not.
+func panicValue(f func()) (v any) {
+	defer func() { v = recover() }()
+	f()
+	return nil
+}
+
+// A zero Semaphore panics with a message naming the constructors, not with
+// a nil dereference.
+func TestZeroValuePanics(t *testing.T) {
+	var s Semaphore
+	ctx := context.Background()
+	for name, f := range map[string]func(){
+		"Acquire":    func() { s.Acquire(ctx, 1) },
+		"Acquire(0)": func() { s.Acquire(ctx, 0) },
+		"TryAcquire": func() { s.TryAcquire(1) },
+		"Release":    func() { s.Release(1) },
+		"Value":      func() { s.Value() },
+		"File":       func() { s.File() },
+		"Close":      func() { s.Close() },
+		"PassTo":     func() { s.PassTo(exec.Command("true"), "s") },
+	} {
+		v := panicValue(f)
+		msg, ok := v.(string)
+		if !ok || !strings.Contains(msg, "not made by") {
+			t.Errorf("%s on a zero Semaphore panicked with %#v, want a message saying it was not made by a constructor", name, v)
+		}
+	}
+}
+
+func checkClosedError(t *testing.T, op string, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+		t.Errorf("%s after Close: no error", op)
+	case !errors.Is(err, os.ErrClosed):
+		t.Errorf("%s after Close: %v, want an error wrapping os.ErrClosed", op, err)
+	case !strings.Contains(err.Error(), "use of closed Semaphore"):
+		t.Errorf("%s after Close: %q, want it to say \"use of closed Semaphore\"", op, err)
+	case strings.Contains(err.Error(), "file already closed"):
+		t.Errorf("%s after Close: %q speaks of a file", op, err)
+	}
+}
+
+// Item 10: errors of a closed Semaphore name it, not a file.
+func TestClosedErrors(t *testing.T) {
+	s, err := New(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	woken := make(chan error, 1)
+	go func() { woken <- s.Acquire(context.Background(), 1) }()
+	blocked(t, s, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkClosedError(t, "an Acquire woken by Close", <-woken)
+	checkClosedError(t, "Acquire", s.Acquire(context.Background(), 1))
+	checkClosedError(t, "Acquire(0)", s.Acquire(context.Background(), 0))
+	checkClosedError(t, "Acquire(2)", s.Acquire(context.Background(), 2))
+	_, err = s.Value()
+	checkClosedError(t, "Value", err)
+	_, err = s.File()
+	checkClosedError(t, "File", err)
+	checkClosedError(t, "Close", s.Close())
+	c, _ := testutil.SocketPair(t)
+	checkClosedError(t, "Send", s.Send(c))
+	checkClosedError(t, "PassTo", s.PassTo(exec.Command("true"), "s"))
+}
+
+// Item 9: Receive takes a genuine Send when the receiving socket has
+// SO_PASSCRED, on stream, datagram and seqpacket sockets, through a
+// *net.UnixConn or a plain *os.File.
+func TestReceiveWithPassCred(t *testing.T) {
+	for _, typ := range []struct {
+		name string
+		typ  int
+	}{{"stream", unix.SOCK_STREAM}, {"dgram", unix.SOCK_DGRAM}, {"seqpacket", unix.SOCK_SEQPACKET}} {
+		for _, asConn := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/conn=%v", typ.name, asConn), func(t *testing.T) {
+				fds, err := unix.Socketpair(unix.AF_UNIX, typ.typ|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := unix.SetsockoptInt(fds[1], unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+					t.Fatal(err)
+				}
+				fa, fb := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
+				defer fa.Close()
+				defer fb.Close()
+				var send, recv syscall.Conn = fa, fb
+				if asConn {
+					ca, err := net.FileConn(fa)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer ca.Close()
+					cb, err := net.FileConn(fb)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer cb.Close()
+					send, recv = ca.(*net.UnixConn), cb.(*net.UnixConn)
+				}
+				s := newSem(t, 0)
+				if err := s.Send(send); err != nil {
+					t.Fatal(err)
+				}
+				r, err := Receive(recv)
+				if err != nil {
+					t.Fatalf("Receive with SO_PASSCRED set: %v", err)
+				}
+				defer r.Close()
+				r.Release(2)
+				if err := s.Acquire(context.Background(), 2); err != nil {
+					t.Fatal(err)
+				}
+				if v := value(t, r); v != 0 {
+					t.Fatalf("Value through the received handle = %d, want 0", v)
+				}
+			})
+		}
+	}
+}
