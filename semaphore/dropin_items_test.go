@@ -34,6 +34,8 @@ func roleAtLimit([]string) error {
 		return err
 	}
 	defer empty.Close()
+	empty.fd() // shared: waiting on it needs the poller
+
 	s, err := New(3)
 	if err != nil {
 		return err
@@ -62,7 +64,7 @@ func roleAtLimit([]string) error {
 	go func() { result <- empty.Acquire(ctx, 1) }()
 	retried := false
 	for !retried && len(result) == 0 {
-		retried = empty.q.Retries()
+		retried = empty.c.Queue().Retries()
 		runtime.Gosched()
 	}
 	if err := <-result; err != context.DeadlineExceeded {
@@ -119,6 +121,7 @@ func TestCollectedSemaphoresCloseDescriptors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.fd() // shared: its permits are in an eventfd
 		if err := s.Acquire(context.Background(), 1); err != nil {
 			t.Fatal(err)
 		}

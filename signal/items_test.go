@@ -24,6 +24,11 @@ func TestCollectedSignalsCloseDescriptors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		f, err := s.File() // shared: its count is in an eventfd
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
 		s.Notify()
 		if v, err := s.Wait(context.Background()); err != nil || v != 1 {
 			t.Fatalf("Wait = %d, %v", v, err)

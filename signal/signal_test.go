@@ -437,7 +437,9 @@ func TestReadyBesideWait(t *testing.T) {
 	// could give the count to the Wait before Ready looks: wait until the
 	// waiter and the poller both sleep.
 	testutil.Parked(t, "signal.(*Signal).Wait", 1)
-	testutil.Parked(t, "waitq.(*Queue).poll", 1)
+	if s.c.FD() != nil {
+		testutil.Parked(t, "waitq.(*Queue).poll", 1)
+	}
 	s.NotifyN(5)
 	if v := <-got; v != 5 {
 		t.Fatalf("Wait behind a Ready = %d, want 5", v)

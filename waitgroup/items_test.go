@@ -46,6 +46,7 @@ func roleAtLimit([]string) error {
 		return err
 	}
 	defer wg.Close()
+	wg.shared() // in eventfds: waiting on it needs the poller
 	g := wg.group()
 	wg.Add(1)
 
@@ -153,8 +154,8 @@ func TestAtDescriptorLimit(t *testing.T) {
 // keeps waiting through it, and returns only at zero.
 func TestWaitThroughPeerClearingNonblock(t *testing.T) {
 	wg := newWG(t)
+	peer, err := wg.shared().zero.Export()
 	g := wg.group()
-	peer, err := g.zero.Export()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestReachedZeroDrained(t *testing.T) {
 		if n := waitingProcesses(t, a); n != 0 {
 			t.Fatalf("round %d: %d processes counted as waiting after every poller returned", round, n)
 		}
-		v, err := a.group().zero.Value()
+		v, err := a.shared().zero.Value()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -379,6 +380,7 @@ func TestCollectedWaitGroupsCloseDescriptors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		wg.shared() // in eventfds, as after PassTo or Send
 		wg.Add(1)
 		wg.Done()
 		wg.Wait()
@@ -386,6 +388,7 @@ func TestCollectedWaitGroupsCloseDescriptors(t *testing.T) {
 	}
 	for range 100 {
 		h := &holder{n: 1}
+		h.wg.shared()
 		h.wg.Add(1)
 		h.wg.Done()
 		h.wg.Wait()

@@ -26,10 +26,10 @@ func newBig(t *testing.T) *FD {
 func TestTakeInterrupted(t *testing.T) {
 	fd := newBig(t)
 	calls := 0
-	ok, err := fd.Take(bigTake, func() bool {
+	ok, err := fd.Take(bigTake, stopFunc(func() bool {
 		calls++
 		return true
-	})
+	}))
 	if ok || !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("Take interrupted at its first chunk = %v, %v, want false, ErrInterrupted", ok, err)
 	}
@@ -56,14 +56,14 @@ func TestTakeStopsForClose(t *testing.T) {
 	defer other.Close()
 	closed := make(chan error, 1)
 	calls := 0
-	ok, err := fd.Take(bigTake, func() bool {
+	ok, err := fd.Take(bigTake, stopFunc(func() bool {
 		calls++
 		if calls == 1 {
 			go func() { closed <- fd.Close() }()
 			testutil.Eventually(t, "Close begins", fd.closing.Load)
 		}
 		return false
-	})
+	}))
 	if ok || !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("Take during Close = %v, %v, want false, os.ErrClosed", ok, err)
 	}
@@ -89,3 +89,8 @@ func TestTakeStopsForClose(t *testing.T) {
 		t.Fatalf("count seen through another descriptor after the stopped Take = %d, want %d", v, bigTake)
 	}
 }
+
+// stopFunc is a Stopper made of a function.
+type stopFunc func() bool
+
+func (f stopFunc) Stopped() bool { return f() }

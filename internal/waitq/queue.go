@@ -176,11 +176,11 @@ type Queue struct {
 	// armed: a read deadline is set on pollFD. At most one is, so that a
 	// queue that empties and fills again and again pays for a timer once
 	// per linger, not once per wait.
-	armed bool
-	pollers     sync.WaitGroup // pollers not yet returned: one, or a leaving one and its successor
-	pollErr     error          // the last failure of the waiting machinery, for Close
-	retry       *time.Timer
-	delay       time.Duration // before the next retry
+	armed   bool
+	pollers sync.WaitGroup // pollers not yet returned: one, or a leaving one and its successor
+	pollErr error          // the last failure of the waiting machinery, for Close
+	retry   *time.Timer
+	delay   time.Duration // before the next retry
 
 	closed  bool
 	closing atomic.Bool  // closed, for takes in progress

@@ -25,11 +25,11 @@ type gatedPolicy struct {
 
 const bigWant = 5
 
-func (p *gatedPolicy) Take(want uint64, stop func() bool) (uint64, error) {
+func (p *gatedPolicy) Take(want uint64, stop Stopper) (uint64, error) {
 	if want != bigWant {
 		return 0, nil
 	}
-	return p.take(stop)
+	return p.take(stop.Stopped)
 }
 
 func (p *gatedPolicy) GiveBack(n uint64)      { p.given.Add(n) }
