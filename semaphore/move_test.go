@@ -271,9 +271,9 @@ func stormRound(t *testing.T, seed uint64, permits int64, how string) {
 			}
 		}
 	}()
-	wg.Wait()
+	testutil.Join(t, "the storm's workers return", &wg)
 	trig.Fire() // a storm too short for its mark: nothing to race
-	<-shared
+	testutil.Await(t, "the sharer returns", shared)
 	if child != nil {
 		if err := child.Wait(); err != nil {
 			t.Errorf("storm child: %v", err)
@@ -380,10 +380,10 @@ func closeRound(t *testing.T, seed uint64, permits int64, share bool) {
 			t.Errorf("Close: %v", err)
 		}
 	}()
-	wg.Wait()
+	testutil.Join(t, "the storm's workers return", &wg)
 	shareTrig.Fire()
 	closeTrig.Fire()
-	<-closed
+	testutil.Await(t, "the closer returns", closed)
 	if other != nil {
 		defer other.Close()
 	}
@@ -487,7 +487,7 @@ func keepsQueueRound(t *testing.T, seed uint64, releaseHere bool) {
 			continue
 		}
 		release(ws[i].n)
-		if got := <-served; got != i {
+		if got := testutil.Await(t, "a waiter is served", served); got != i {
 			t.Fatalf("seed %d: Release(%d) for waiter %d served waiter %d", seed, ws[i].n, i, got)
 		}
 		if err := <-ws[i].err; err != nil {

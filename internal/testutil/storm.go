@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"testing"
+	"time"
 )
 
 // A Trigger fires once the goroutines of a storm have counted at its mark
@@ -113,4 +115,31 @@ func (c *Canceller) Tick() {
 		}
 		k--
 	}
+}
+
+// Await receives from ch and returns what it got. It fails the test if
+// nothing comes within Eventually's limit: a hang, not a slow machine.
+func Await[T any](t testing.TB, what string, ch <-chan T) T {
+	t.Helper()
+	timer := time.NewTimer(eventuallyLimit)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("still waiting, after %v, until %s", eventuallyLimit, what)
+		panic("unreachable")
+	}
+}
+
+// Join waits for wg, failing the test as Await does if it is still
+// waiting after Eventually's limit.
+func Join(t testing.TB, what string, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	Await(t, what, done)
 }
