@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -163,6 +164,7 @@ func stormWorker(s *Semaphore, l *ledger, ops int, rng *rand.Rand, canc *testuti
 			l.take(1)
 		}
 		tick()
+		runtime.Gosched() // hold a while, so that others queue
 		if extra != 0 {
 			l.give(s, extra)
 		}
@@ -207,7 +209,7 @@ func stormRound(t *testing.T, seed uint64, permits int64, how string) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	l := &ledger{t: t, permits: permits}
 	canc := testutil.NewCanceller(context.Background(), seed)
-	trig := testutil.NewTrigger(rng.Int64N(2 * stormWorkers * stormOps))
+	trig := testutil.NewTrigger(rng.Int64N(stormWorkers * stormOps))
 
 	var wg sync.WaitGroup
 	for i := range stormWorkers {
@@ -346,7 +348,7 @@ func closeRound(t *testing.T, seed uint64, permits int64, share bool) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	l := &ledger{t: t, permits: permits, closing: true}
 	canc := testutil.NewCanceller(context.Background(), seed)
-	total := int64(stormWorkers * stormOps * 2)
+	total := int64(stormWorkers * stormOps)
 	shareAt := rng.Int64N(total)
 	shareTrig := testutil.NewTrigger(shareAt)
 	// Close at the share, or a little after it.
