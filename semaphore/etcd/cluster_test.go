@@ -185,6 +185,8 @@ func stopSharedCluster() {
 	}
 }
 
+func (c *cluster) logger() *zap.Logger { return zap.NewNop() }
+
 // newClient returns a client of c that the test closes when it ends.
 func newClient(t testing.TB, c *cluster) *clientv3.Client {
 	t.Helper()

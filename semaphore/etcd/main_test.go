@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,8 +123,9 @@ func holderRole(args []string) error {
 	return nil
 }
 
-// churnRole acquires and releases iterations times, with the weights given,
-// saying "acq KEY N" after each Acquire and "rel KEY" after each Release.
+// churnRole acquires and releases, with the weights given in turn, until
+// its standard input ends, saying "acq KEY N" after each Acquire and
+// "rel KEY" after each Release.
 func churnRole(args []string) error {
 	cli, s, err := roleSemaphore(args)
 	if err != nil {
@@ -131,14 +133,18 @@ func churnRole(args []string) error {
 	}
 	defer cli.Close()
 	defer s.Close()
-	iterations, _ := strconv.Atoi(args[4])
 	var weights []int64
-	for _, w := range strings.Split(args[5], ",") {
+	for _, w := range strings.Split(args[4], ",") {
 		n, _ := strconv.ParseInt(w, 10, 64)
 		weights = append(weights, n)
 	}
+	var stop atomic.Bool
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		stop.Store(true)
+	}()
 	out := bufio.NewWriter(os.Stdout)
-	for i := range iterations {
+	for i := 0; !stop.Load(); i++ {
 		n := weights[i%len(weights)]
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // hang guard
 		err := s.Acquire(ctx, n)
