@@ -25,12 +25,10 @@ type cluster struct {
 }
 
 type member struct {
-	name       string
-	dir        string
-	peer, cli  url.URL
-	etcd       *embed.Etcd
-	restarted  bool
-	clientURLs string
+	name      string
+	dir       string
+	peer, cli url.URL
+	etcd      *embed.Etcd
 }
 
 // freeURL returns an http URL on 127.0.0.1 with a port that was free a moment
@@ -164,16 +162,20 @@ var shared struct {
 // it on first use. TestMain stops it.
 func sharedCluster(t testing.TB) *cluster {
 	t.Helper()
+	if err := startShared(); err != nil {
+		t.Fatal(err)
+	}
+	return shared.c
+}
+
+func startShared() error {
 	shared.once.Do(func() {
 		shared.dir, shared.err = os.MkdirTemp("", "etcdsem-test-")
 		if shared.err == nil {
 			shared.c, shared.err = startCluster(shared.dir, 3)
 		}
 	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.c
+	return shared.err
 }
 
 func stopSharedCluster() {

@@ -134,15 +134,18 @@ func New(cli *clientv3.Client, prefix string, capacity int64, opts ...Option) (*
 	if o.sess != nil {
 		s.sess = o.sess
 	} else {
-		// The session's context outlives New's: it is cancelled at Close,
-		// after the lease is revoked.
+		// The grant is bounded by o.ctx; the session's context outlives it,
+		// and is cancelled at Close, after the lease is revoked.
+		g, err := cli.Grant(o.ctx, int64(o.ttl))
+		if err != nil {
+			return nil, fmt.Errorf("etcdsem: New: %w", err)
+		}
 		sctx, cancel := context.WithCancel(context.WithoutCancel(o.ctx))
-		sess, err := concurrency.NewSession(cli, concurrency.WithTTL(o.ttl), concurrency.WithContext(sctx))
+		sess, err := concurrency.NewSession(cli, concurrency.WithLease(g.ID), concurrency.WithTTL(o.ttl), concurrency.WithContext(sctx))
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("etcdsem: New: %w", err)
 		}
-		// Bound the grant by o.ctx too: NewSession only watches sctx.
 		s.sess, s.ownSess, s.sessCancel = sess, true, cancel
 	}
 	capKey := prefix + "capacity"
@@ -404,19 +407,40 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 	return s.wait(ctx, octx, n, v, myRev, hkey, wkey, xkey)
 }
 
-// wait keeps a waiter's view of the holders and the line current, from a
-// watch, and takes the permits when they fit.
+// wait takes the permits when the holders and the requests ahead leave room
+// for them. Like concurrency.Mutex, a waiter watches only what can let it
+// go: while a request ahead still waits, its own turn cannot come (if this
+// one fits, so does the one ahead, which then leaves the line), so it
+// watches that request's key alone; at the head of the line it watches the
+// holders. One grant or release thus wakes one waiter, not the whole line.
 func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int64, hkey, wkey, xkey string) error {
 	val := strconv.FormatInt(n, 10)
 	lease := clientv3.WithLease(s.sess.Lease())
 	var (
-		wch   clientv3.WatchChan
-		wstop context.CancelFunc = func() {}
+		wch      clientv3.WatchChan
+		watching string             // the key or prefix wch watches
+		wstop    context.CancelFunc = func() {}
 	)
 	defer func() { wstop() }()
+	unwatch := func() {
+		wstop()
+		wch, watching = nil, ""
+	}
 	fail := func() error {
 		s.abandon(hkey, wkey, xkey)
 		return s.failure("Acquire", ctx)
+	}
+	reread := func() error {
+		unwatch()
+		if octx.Err() != nil {
+			return fail()
+		}
+		nv, err := s.readView(octx)
+		if err != nil {
+			return fail()
+		}
+		v = nv
+		return nil
 	}
 	for {
 		if _, ok := v.holders[hkey]; ok {
@@ -440,10 +464,9 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 				s.granted(hkey, n, resp.Header.Revision, v.rev, v.holders)
 				return nil
 			case err == nil:
+				unwatch()
 				v = newView(resp.Header.Revision, resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs)
 				s.noteHolders(v.rev, v.holders)
-				wstop()
-				wch = nil
 				continue
 			}
 			if octx.Err() != nil {
@@ -453,42 +476,41 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 				s.abandon(hkey, wkey, xkey)
 				return fmt.Errorf("etcdsem: Acquire: %w", ferr)
 			}
-			// Unknown outcome: read the state again; the view shows
-			// whether the grant took effect.
-			nv, err := s.readView(octx)
-			if err != nil {
-				return fail()
+			// Unknown outcome: the state read again shows whether the
+			// grant took effect.
+			if err := reread(); err != nil {
+				return err
 			}
-			v = nv
-			wstop()
-			wch = nil
 			continue
 		}
-		if wch == nil {
+		target, opts := s.holdersPrefix(), []clientv3.OpOption{clientv3.WithPrefix()}
+		if pred := v.pred(myRev); pred != "" {
+			target, opts = pred, []clientv3.OpOption{clientv3.WithFilterPut()}
+		}
+		if watching != target {
+			unwatch()
 			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(octx))
-			wstop = cancel
-			wch = s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(v.rev+1))
+			wch, watching, wstop = s.cli.Watch(wctx, target, append(opts, clientv3.WithRev(v.rev+1))...), target, cancel
 		}
 		select {
 		case <-octx.Done():
 			return fail()
 		case wr, ok := <-wch:
-			if !ok || wr.Err() != nil || wr.Canceled {
+			switch {
+			case !ok || wr.Err() != nil || wr.Canceled:
 				// Lost the leader, compacted, or the stream broke: read the
 				// state again and watch from there.
-				wstop()
-				wch = nil
-				if octx.Err() != nil {
-					return fail()
+				if err := reread(); err != nil {
+					return err
 				}
-				nv, err := s.readView(octx)
-				if err != nil {
-					return fail()
+			case watching == s.holdersPrefix():
+				v.applyAll(s, wr.Events)
+			case len(wr.Events) > 0:
+				// The request ahead left the line: see what it left.
+				if err := reread(); err != nil {
+					return err
 				}
-				v = nv
-				continue
 			}
-			v.applyAll(s, wr.Events)
 		}
 	}
 }
@@ -798,7 +820,6 @@ func (s *Semaphore) Close() error {
 // view is one waiter's knowledge of the holders and the line at rev.
 type view struct {
 	rev       int64
-	capacity  int64
 	holders   map[string]int64
 	holderRev map[string]int64
 	waiters   map[string]waiter
@@ -884,6 +905,19 @@ func (v *view) sumHeld() int64 {
 		sum += n
 	}
 	return sum
+}
+
+// pred returns the key of the request in line just before the one made at
+// rev, or "" if it is first.
+func (v *view) pred(rev int64) string {
+	var key string
+	var best int64
+	for k, w := range v.waiters {
+		if w.create < rev && w.create > best {
+			key, best = k, w.create
+		}
+	}
+	return key
 }
 
 // ahead sums the requests in line before the one made at rev.
