@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -354,24 +355,35 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 
 	// One round trip: take the permits if nobody waits and they fit beside
 	// the holders last seen, or else join the line and read the state.
-	var inner clientv3.Op
 	rev, fits := s.fastPath(n)
-	if fits {
-		inner = clientv3.OpTxn(
-			[]clientv3.Cmp{s.unchanged(rev), s.nobodyWaits()},
-			[]clientv3.Op{clientv3.OpPut(hkey, val, lease)},
-			enqueue)
-	} else {
-		inner = clientv3.OpTxn(nil, enqueue, nil)
-	}
 	var resp *clientv3.TxnResponse
+	var rs []*etcdserverpb.ResponseOp
 	for {
-		var err error
-		resp, err = s.cli.Txn(octx).If(notMarked).Then(inner).Commit()
-		if err == nil && resp.Succeeded {
-			break
+		var txn clientv3.Txn
+		if fits {
+			txn = s.cli.Txn(octx).
+				If(s.unchanged(rev), s.nobodyWaits(), notMarked).
+				Then(clientv3.OpPut(hkey, val, lease)).
+				Else(clientv3.OpTxn([]clientv3.Cmp{notMarked}, enqueue, nil))
+		} else {
+			txn = s.cli.Txn(octx).If(notMarked).Then(enqueue...)
 		}
-		if err != nil {
+		var err error
+		resp, err = txn.Commit()
+		switch {
+		case err == nil && fits && resp.Succeeded:
+			s.mu.Lock()
+			hs := s.cache
+			s.mu.Unlock()
+			s.granted(hkey, n, resp.Header.Revision, rev, hs)
+			return nil
+		case err == nil && resp.Succeeded:
+			rs = resp.Responses
+		case err == nil && fits:
+			if in := resp.Responses[0].GetResponseTxn(); in.Succeeded {
+				rs = in.Responses
+			}
+		default:
 			// The request may or may not take effect: make sure it does not.
 			s.abandon(hkey, wkey, xkey)
 			if octx.Err() != nil {
@@ -384,23 +396,16 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 				return s.failure("Acquire", ctx)
 			}
 		}
+		if rs != nil {
+			break
+		}
 		// Try again under new names, joining the line.
 		hkey, wkey, xkey = s.names()
 		enqueue[0] = clientv3.OpPut(wkey, val, lease)
 		notMarked = clientv3.Compare(clientv3.CreateRevision(xkey), "=", 0)
-		inner = clientv3.OpTxn(nil, enqueue, nil)
 		fits = false
 	}
-	in := resp.Responses[0].GetResponseTxn()
-	if fits && in.Succeeded {
-		s.mu.Lock()
-		hs := s.cache
-		s.mu.Unlock()
-		s.granted(hkey, n, resp.Header.Revision, rev, hs)
-		return nil
-	}
 	// In line. The put is the first response; the reads follow.
-	rs := in.Responses
 	myRev := resp.Header.Revision
 	v := newView(resp.Header.Revision, rs[1].GetResponseRange().Kvs, rs[2].GetResponseRange().Kvs)
 	s.noteHolders(v.rev, v.holders)
@@ -489,8 +494,24 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 		}
 		if watching != target {
 			unwatch()
-			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(octx))
-			wch, watching, wstop = s.cli.Watch(wctx, target, append(opts, clientv3.WithRev(v.rev+1))...), target, cancel
+			nch, stop, crev, err := s.watchNow(octx, target, opts)
+			if err != nil {
+				if err := reread(); err != nil {
+					return err
+				}
+				continue
+			}
+			wch, watching, wstop = nch, target, stop
+			if crev > v.rev {
+				// Something happened between the view and the watch: read
+				// again, keeping the watch, which has all that follows.
+				nv, err := s.readView(octx)
+				if err != nil {
+					return fail()
+				}
+				v = nv
+				continue
+			}
 		}
 		select {
 		case <-octx.Done():
@@ -512,6 +533,29 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 				}
 			}
 		}
+	}
+}
+
+// watchNow starts a watch of target that the server counts as current from
+// the start, and returns the revision it starts after. (A watch from a past
+// revision waits for the server's periodic catch-up, up to 100ms: too slow
+// for the waiter next in line.)
+func (s *Semaphore) watchNow(ctx context.Context, target string, opts []clientv3.OpOption) (clientv3.WatchChan, context.CancelFunc, int64, error) {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wch := s.cli.Watch(wctx, target, append(opts, clientv3.WithCreatedNotify())...)
+	select {
+	case wr, ok := <-wch:
+		if !ok || wr.Err() != nil || !wr.Created {
+			cancel()
+			if ok && wr.Err() != nil {
+				return nil, nil, 0, wr.Err()
+			}
+			return nil, nil, 0, errors.New("watch not created")
+		}
+		return wch, cancel, wr.Header.Revision, nil
+	case <-ctx.Done():
+		cancel()
+		return nil, nil, 0, ctx.Err()
 	}
 }
 
