@@ -23,28 +23,34 @@ func benchPrefix(name string) string {
 	return fmt.Sprintf("/bench/%s-%d", name, benchSeq.Add(1))
 }
 
+// compact compacts the cluster's history, as a production cluster does
+// periodically, so that each benchmark starts from the same state: the
+// history the ones before left would otherwise slow the ones after.
+func compact(b *testing.B, cli *clientv3.Client) {
+	b.Helper()
+	ctx := context.Background()
+	resp, err := cli.Get(ctx, "/bench/")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkUncontended is one Acquire(1)+Release(1) against one
 // Lock+Unlock, with nobody else about: each is two round trips.
 func BenchmarkUncontended(b *testing.B) {
 	c := sharedCluster(b)
 	cli := newClient(b, c)
 	ctx := context.Background()
-	b.Run("impl=etcdsem", func(b *testing.B) {
-		s := newSem(b, cli, benchPrefix("unc"), 1)
-		b.ResetTimer()
-		for b.Loop() {
-			if err := s.Acquire(ctx, 1); err != nil {
-				b.Fatal(err)
-			}
-			s.Release(1)
-		}
-	})
 	b.Run("impl=mutex", func(b *testing.B) {
 		sess, err := concurrency.NewSession(cli)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer sess.Close()
+		compact(b, cli)
 		m := concurrency.NewMutex(sess, benchPrefix("mutex"))
 		b.ResetTimer()
 		for b.Loop() {
@@ -54,6 +60,17 @@ func BenchmarkUncontended(b *testing.B) {
 			if err := m.Unlock(ctx); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	b.Run("impl=etcdsem", func(b *testing.B) {
+		compact(b, cli)
+		s := newSem(b, cli, benchPrefix("unc"), 1)
+		b.ResetTimer()
+		for b.Loop() {
+			if err := s.Acquire(ctx, 1); err != nil {
+				b.Fatal(err)
+			}
+			s.Release(1)
 		}
 	})
 }
@@ -69,6 +86,7 @@ func BenchmarkContended(b *testing.B) {
 			clis[i] = newClient(b, c)
 		}
 		b.Run(fmt.Sprintf("contenders=%d/impl=etcdsem", n), func(b *testing.B) {
+			compact(b, clis[0])
 			prefix := benchPrefix("cont")
 			sems := make([]*Semaphore, n)
 			for i := range sems {
@@ -83,6 +101,7 @@ func BenchmarkContended(b *testing.B) {
 			})
 		})
 		b.Run(fmt.Sprintf("contenders=%d/impl=mutex", n), func(b *testing.B) {
+			compact(b, clis[0])
 			prefix := benchPrefix("contmutex")
 			ms := make([]*concurrency.Mutex, n)
 			for i := range ms {

@@ -86,6 +86,8 @@ type Semaphore struct {
 	closed   bool
 	lost     bool
 	held     []hold // permits this handle holds, oldest first
+	free     []int  // slots free for new requests
+	slots    int    // slots made so far
 	heldSum  int64
 	cacheRev int64            // a revision at which ...
 	cache    map[string]int64 // ... the holder keys were at most these
@@ -93,6 +95,7 @@ type Semaphore struct {
 
 type hold struct {
 	key    string
+	slot   int
 	n      int64
 	modRev int64
 }
@@ -190,10 +193,41 @@ func New(cli *clientv3.Client, prefix string, capacity int64, opts ...Option) (*
 func (s *Semaphore) holdersPrefix() string { return s.prefix + "h/" }
 func (s *Semaphore) waitersPrefix() string { return s.prefix + "w/" }
 
-// names returns the holder, waiter and marker keys of one request.
-func (s *Semaphore) names() (h, w, x string) {
-	id := fmt.Sprintf("%x-%s-%d", int64(s.sess.Lease()), s.id, s.seq.Add(1))
-	return s.prefix + "h/" + id, s.prefix + "w/" + id, s.prefix + "x/" + id
+// A request's keys. Holder and waiter keys are named after a slot that
+// the handle reuses once the request is over, so that the ranges every
+// grant compares do not fill with the tombstones of keys used once; the
+// marker is unique to the request.
+type req struct {
+	h, w, x string
+	slot    int
+}
+
+// newReq returns the keys of a new request, in a free slot.
+func (s *Semaphore) newReq() req {
+	s.mu.Lock()
+	var slot int
+	if k := len(s.free); k > 0 {
+		slot, s.free = s.free[k-1], s.free[:k-1]
+	} else {
+		slot = s.slots
+		s.slots++
+	}
+	s.mu.Unlock()
+	id := fmt.Sprintf("%x-%s-", int64(s.sess.Lease()), s.id)
+	return req{
+		h:    s.prefix + "h/" + id + strconv.Itoa(slot),
+		w:    s.prefix + "w/" + id + strconv.Itoa(slot),
+		x:    s.prefix + "x/" + id + "m" + strconv.FormatUint(s.seq.Add(1), 10),
+		slot: slot,
+	}
+}
+
+// freeSlot makes a slot available again: no key of its last request exists
+// or can come to exist.
+func (s *Semaphore) freeSlot(slot int) {
+	s.mu.Lock()
+	s.free = append(s.free, slot)
+	s.mu.Unlock()
 }
 
 // Lease returns the lease every key of this Semaphore is bound to.
@@ -317,10 +351,11 @@ func (s *Semaphore) noteHolders(rev int64, hs map[string]int64) {
 
 // granted records a grant of n permits under key at rev, decided from a
 // view of the holders at base that the grant's transaction proved current.
-func (s *Semaphore) granted(key string, n, rev, base int64, hs map[string]int64) {
+func (s *Semaphore) granted(r req, n, rev, base int64, hs map[string]int64) {
+	key := r.h
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.held = append(s.held, hold{key: key, n: n, modRev: rev})
+	s.held = append(s.held, hold{key: key, slot: r.slot, n: n, modRev: rev})
 	s.heldSum += n
 	if base >= s.cacheRev {
 		s.cacheRev = rev
@@ -343,15 +378,15 @@ func (s *Semaphore) nobodyWaits() clientv3.Cmp {
 }
 
 func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
-	hkey, wkey, xkey := s.names()
+	r := s.newReq()
 	lease := clientv3.WithLease(s.sess.Lease())
 	val := strconv.FormatInt(n, 10)
 	getState := []clientv3.Op{
 		clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.waitersPrefix(), clientv3.WithPrefix()),
 	}
-	enqueue := append([]clientv3.Op{clientv3.OpPut(wkey, val, lease)}, getState...)
-	notMarked := clientv3.Compare(clientv3.CreateRevision(xkey), "=", 0)
+	enqueue := append([]clientv3.Op{clientv3.OpPut(r.w, val, lease)}, getState...)
+	notMarked := clientv3.Compare(clientv3.CreateRevision(r.x), "=", 0)
 
 	// One round trip: take the permits if nobody waits and they fit beside
 	// the holders last seen, or else join the line and read the state.
@@ -363,7 +398,7 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 		if fits {
 			txn = s.cli.Txn(octx).
 				If(s.unchanged(rev), s.nobodyWaits(), notMarked).
-				Then(clientv3.OpPut(hkey, val, lease)).
+				Then(clientv3.OpPut(r.h, val, lease)).
 				Else(clientv3.OpTxn([]clientv3.Cmp{notMarked}, enqueue, nil))
 		} else {
 			txn = s.cli.Txn(octx).If(notMarked).Then(enqueue...)
@@ -375,7 +410,7 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 			s.mu.Lock()
 			hs := s.cache
 			s.mu.Unlock()
-			s.granted(hkey, n, resp.Header.Revision, rev, hs)
+			s.granted(r, n, resp.Header.Revision, rev, hs)
 			return nil
 		case err == nil && resp.Succeeded:
 			rs = resp.Responses
@@ -385,7 +420,7 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 			}
 		default:
 			// The request may or may not take effect: make sure it does not.
-			s.abandon(hkey, wkey, xkey)
+			s.abandon(r)
 			if octx.Err() != nil {
 				return s.failure("Acquire", ctx)
 			}
@@ -400,16 +435,16 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 			break
 		}
 		// Try again under new names, joining the line.
-		hkey, wkey, xkey = s.names()
-		enqueue[0] = clientv3.OpPut(wkey, val, lease)
-		notMarked = clientv3.Compare(clientv3.CreateRevision(xkey), "=", 0)
+		r = s.newReq()
+		enqueue[0] = clientv3.OpPut(r.w, val, lease)
+		notMarked = clientv3.Compare(clientv3.CreateRevision(r.x), "=", 0)
 		fits = false
 	}
 	// In line. The put is the first response; the reads follow.
 	myRev := resp.Header.Revision
 	v := newView(resp.Header.Revision, rs[1].GetResponseRange().Kvs, rs[2].GetResponseRange().Kvs)
 	s.noteHolders(v.rev, v.holders)
-	return s.wait(ctx, octx, n, v, myRev, hkey, wkey, xkey)
+	return s.wait(ctx, octx, n, v, myRev, r)
 }
 
 // wait takes the permits when the holders and the requests ahead leave room
@@ -418,7 +453,8 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 // one fits, so does the one ahead, which then leaves the line), so it
 // watches that request's key alone; at the head of the line it watches the
 // holders. One grant or release thus wakes one waiter, not the whole line.
-func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int64, hkey, wkey, xkey string) error {
+func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int64, r req) error {
+	hkey, wkey := r.h, r.w
 	val := strconv.FormatInt(n, 10)
 	lease := clientv3.WithLease(s.sess.Lease())
 	var (
@@ -432,7 +468,7 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 		wch, watching = nil, ""
 	}
 	fail := func() error {
-		s.abandon(hkey, wkey, xkey)
+		s.abandon(r)
 		return s.failure("Acquire", ctx)
 	}
 	reread := func() error {
@@ -450,7 +486,7 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 	for {
 		if _, ok := v.holders[hkey]; ok {
 			// A grant whose answer was lost took effect after all.
-			s.granted(hkey, n, v.holderRev[hkey], v.rev, v.holders)
+			s.granted(r, n, v.holderRev[hkey], v.rev, v.holders)
 			return nil
 		}
 		if _, ok := v.waiters[wkey]; !ok {
@@ -466,7 +502,7 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 				Commit()
 			switch {
 			case err == nil && resp.Succeeded:
-				s.granted(hkey, n, resp.Header.Revision, v.rev, v.holders)
+				s.granted(r, n, resp.Header.Revision, v.rev, v.holders)
 				return nil
 			case err == nil:
 				unwatch()
@@ -478,7 +514,7 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 				return fail()
 			}
 			if ferr := s.fatal(err); ferr != nil {
-				s.abandon(hkey, wkey, xkey)
+				s.abandon(r)
 				return fmt.Errorf("etcdsem: Acquire: %w", ferr)
 			}
 			// Unknown outcome: the state read again shows whether the
@@ -585,14 +621,14 @@ func (s *Semaphore) readView(ctx context.Context) (*view, error) {
 // which every request that could create hkey or wkey checks is absent, and
 // deletes both in the same transaction. If the cluster cannot be reached it
 // goes on trying in the background until it can, or the lease ends.
-func (s *Semaphore) abandon(hkey, wkey, xkey string) {
-	if s.tryAbandon(hkey, wkey, xkey) {
+func (s *Semaphore) abandon(r req) {
+	if s.tryAbandon(r) {
 		return
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		for !s.tryAbandon(hkey, wkey, xkey) {
+		for !s.tryAbandon(r) {
 			if pause(s.life) != nil {
 				return // Close or the lease's end deletes the keys
 			}
@@ -600,20 +636,23 @@ func (s *Semaphore) abandon(hkey, wkey, xkey string) {
 	}()
 }
 
-func (s *Semaphore) tryAbandon(hkey, wkey, xkey string) bool {
+// tryAbandon reports whether r is abandoned for good (or the handle is
+// over, which deletes its keys); it frees r's slot if so.
+func (s *Semaphore) tryAbandon(r req) bool {
 	if s.life.Err() != nil {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(s.life, s.reqTimeout)
 	defer cancel()
 	_, err := s.cli.Txn(ctx).Then(
-		clientv3.OpPut(xkey, "", clientv3.WithLease(s.sess.Lease())),
-		clientv3.OpDelete(wkey),
-		clientv3.OpDelete(hkey)).Commit()
-	if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		clientv3.OpPut(r.x, "", clientv3.WithLease(s.sess.Lease())),
+		clientv3.OpDelete(r.w),
+		clientv3.OpDelete(r.h)).Commit()
+	if err == nil {
+		s.freeSlot(r.slot)
 		return true
 	}
-	return false
+	return errors.Is(err, rpctypes.ErrLeaseNotFound)
 }
 
 // fatal returns err if retrying cannot help, and ErrLeaseLost if the lease
@@ -664,7 +703,7 @@ func (s *Semaphore) TryAcquire(n int64) bool {
 	}
 	ctx, cancel := context.WithTimeout(s.life, s.reqTimeout)
 	defer cancel()
-	hkey, wkey, xkey := s.names()
+	r := s.newReq()
 	val := strconv.FormatInt(n, 10)
 	lease := clientv3.WithLease(s.sess.Lease())
 	rev, fits := s.fastPath(n)
@@ -672,27 +711,29 @@ func (s *Semaphore) TryAcquire(n int64) bool {
 		if !fits {
 			v, err := s.readView(ctx)
 			if err != nil || len(v.waiters) > 0 || v.sumHeld()+n > s.capacity {
+				s.freeSlot(r.slot) // nothing was written under it
 				return false
 			}
 			rev = v.rev
 		}
 		resp, err := s.cli.Txn(ctx).
-			If(s.unchanged(rev), s.nobodyWaits(), clientv3.Compare(clientv3.CreateRevision(xkey), "=", 0)).
-			Then(clientv3.OpPut(hkey, val, lease)).
+			If(s.unchanged(rev), s.nobodyWaits(), clientv3.Compare(clientv3.CreateRevision(r.x), "=", 0)).
+			Then(clientv3.OpPut(r.h, val, lease)).
 			Commit()
 		if err != nil {
-			s.abandon(hkey, wkey, xkey)
+			s.abandon(r)
 			return false
 		}
 		if resp.Succeeded {
 			s.mu.Lock()
 			hs := s.cache
 			s.mu.Unlock()
-			s.granted(hkey, n, resp.Header.Revision, rev, hs)
+			s.granted(r, n, resp.Header.Revision, rev, hs)
 			return true
 		}
 		fits = false
 	}
+	s.freeSlot(r.slot)
 	return false
 }
 
@@ -722,6 +763,7 @@ func (s *Semaphore) Release(n int64) {
 	// Settle the local count at once, newest holds first.
 	var (
 		dels    []string
+		slots   []int
 		partial *hold
 	)
 	s.heldSum -= n
@@ -730,6 +772,7 @@ func (s *Semaphore) Release(n int64) {
 		if h.n <= n {
 			n -= h.n
 			dels = append(dels, h.key)
+			slots = append(slots, h.slot)
 			delete(s.cache, h.key)
 			s.held = s.held[:len(s.held)-1]
 			continue
@@ -756,7 +799,9 @@ func (s *Semaphore) Release(n int64) {
 		txn := s.cli.Txn(s.life)
 		var err error
 		var resp *clientv3.TxnResponse
-		if partial == nil {
+		if partial == nil && len(dels) == 1 {
+			_, err = s.cli.Delete(s.life, dels[0])
+		} else if partial == nil {
 			resp, err = txn.Then(ops...).Commit()
 		} else {
 			put := clientv3.OpPut(partial.key, strconv.FormatInt(partial.n, 10), clientv3.WithLease(s.sess.Lease()))
@@ -766,6 +811,9 @@ func (s *Semaphore) Release(n int64) {
 				Commit()
 		}
 		if err == nil {
+			for _, slot := range slots {
+				s.freeSlot(slot)
+			}
 			if partial != nil {
 				rev := resp.Header.Revision
 				if !resp.Succeeded {
