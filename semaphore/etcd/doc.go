@@ -63,9 +63,18 @@
 // # Keys
 //
 // Under the prefix: "capacity" (written by the first New, checked by every
-// later one; not bound to a lease), h/<id> (one per successful Acquire, its
-// value the permits held), w/<id> (one per waiting Acquire, its value the
-// permits wanted) and x/<id> (a marker written when an ambiguous request is
-// abandoned, so that it cannot take effect later). Nothing else should write
-// under the prefix.
+// later one; not bound to a lease), h/<lease>-<handle>-<slot> (one per
+// grant, its value the permits held), w/<lease>-<handle>-<slot> (one per
+// waiting Acquire, its value the permits wanted) and x/<...> (a marker
+// written when a request whose outcome is unknown is abandoned, so that it
+// cannot take effect later). A handle reuses a slot once its request is
+// over, so that the ranges every grant compares do not fill with the
+// tombstones of keys used once. Nothing else should write under the prefix.
+//
+// # Cost
+//
+// When nobody waits, Acquire is one transaction and Release one delete: the
+// round trips of concurrency.Mutex's Lock and Unlock. A waiter watches only
+// the request just ahead of it, and the head of the line the holders, so a
+// release wakes one waiter, not the whole line.
 package etcdsem

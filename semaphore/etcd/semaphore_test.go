@@ -235,8 +235,7 @@ func TestInOrder(t *testing.T) {
 	}
 	cKey, _ := cc.lastHold()
 	// The history shows who got what when.
-	puts := map[string]int64{}
-	var deletes []int64
+	puts, dels := map[string]int64{}, map[string]int64{}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	end, err := cli.Get(ctx, "/order/")
@@ -248,17 +247,19 @@ func TestInOrder(t *testing.T) {
 		for _, ev := range wr.Events {
 			if ev.Type == clientv3.EventTypePut && ev.Kv.Version == 1 {
 				puts[string(ev.Kv.Key)] = ev.Kv.ModRevision
-			} else {
-				deletes = append(deletes, ev.Kv.ModRevision)
+			} else if ev.Type == clientv3.EventTypeDelete {
+				dels[string(ev.Kv.Key)] = ev.Kv.ModRevision
 			}
 		}
 		if wr.Header.Revision >= end.Header.Revision && puts[cKey] != 0 && puts[bKey] != 0 {
 			break
 		}
 	}
-	// a's first Release (a partial one, a put) left 1 free; c had to wait for b.
-	if puts[cKey] < puts[bKey] {
-		t.Fatalf("the request behind was served first (b at %d, c at %d)", puts[bKey], puts[cKey])
+	// a's first Release (a partial one, a put) left 1 free, enough for c;
+	// but b was first, and c had to wait until b was done.
+	if puts[cKey] < dels[bKey] {
+		t.Fatalf("the request behind was served before the one ahead was done (b granted at %d, released at %d; c granted at %d)",
+			puts[bKey], dels[bKey], puts[cKey])
 	}
 	cc.Release(1)
 	a.Release(0)

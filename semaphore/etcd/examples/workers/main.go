@@ -82,7 +82,7 @@ func main() {
 	if failed {
 		log.Fatal("a worker failed")
 	}
-	fmt.Printf("%d workers ran %d jobs, at most %d at once\n", *workers, *workers**jobs, *limit)
+	fmt.Printf("%d workers ran %d jobs, with a limit of %d at once\n", *workers, *workers**jobs, *limit)
 }
 
 // runWorker is one worker process: its own client, its own lease.
