@@ -54,7 +54,7 @@ func ExampleSemaphore_Done() {
 	}
 	defer cli.Close()
 
-	sem, err := etcdsem.New(cli, "/example/deploys", 1, etcdsem.WithTTL(10))
+	sem, err := etcdsem.New(cli, "/example/deploys", 1, etcdsem.WithTTL(5))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -270,7 +270,9 @@ func TestLeaseLoss(t *testing.T) {
 	c := sharedCluster(t)
 	cli := newClient(t, c)
 	ctx := hangGuard(t)
-	s := newSem(t, cli, "/lost", 2)
+	// A short TTL: the client learns of the revocation at its next
+	// keep-alive, a third of the TTL at most.
+	s := newSem(t, cli, "/lost", 2, WithTTL(3))
 	other := newSem(t, cli, "/lost", 2)
 	if err := s.Acquire(ctx, 2); err != nil {
 		t.Fatal(err)
