@@ -1,14 +1,22 @@
 package etcdsem
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
 )
 
 // The benchmarks run beside etcd's own concurrency.Mutex on the same
@@ -138,4 +146,142 @@ func contend(b *testing.B, n int, op func(i int) error) {
 		})
 	}
 	wg.Wait()
+}
+
+// BenchmarkContendedProcs is BenchmarkContended with the contenders spread
+// over 4 processes (this test binary, run again), each contender with its
+// own client.
+func BenchmarkContendedProcs(b *testing.B) {
+	c := sharedCluster(b)
+	cli := newClient(b, c)
+	eps := strings.Join(c.endpoints(), ",")
+	const procs = 4
+	for _, n := range []int{8, 64} {
+		for _, impl := range []string{"etcdsem", "mutex"} {
+			compact(b, cli)
+			prefix := benchPrefix("procs")
+			var kids []*benchChild
+			for range procs {
+				kids = append(kids, startBenchChild(b, eps, prefix, impl, n/procs))
+			}
+			b.Run(fmt.Sprintf("contenders=%d/impl=%s", n, impl), func(b *testing.B) {
+				b.ResetTimer()
+				for i, k := range kids {
+					ops := b.N / procs
+					if i < b.N%procs {
+						ops++
+					}
+					fmt.Fprintln(k.in, ops)
+				}
+				for _, k := range kids {
+					if !k.out.Scan() || k.out.Text() != "done" {
+						b.Fatalf("bench child: %q", k.out.Text())
+					}
+				}
+			})
+			for _, k := range kids {
+				k.in.Close()
+				if err := k.cmd.Wait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+type benchChild struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startBenchChild(b *testing.B, eps, prefix, impl string, contenders int) *benchChild {
+	b.Helper()
+	cmd := child(b, "bench", eps, prefix, impl, strconv.Itoa(contenders))
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	k := &benchChild{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	if !k.out.Scan() || k.out.Text() != "ready" {
+		b.Fatalf("bench child said %q", k.out.Text())
+	}
+	return k
+}
+
+// benchRole runs contenders, each with its own client, on a Semaphore of
+// capacity 1 or a concurrency.Mutex: it says "ready", then for each number
+// of operations read from standard input runs that many, spread over the
+// contenders, and says "done".
+func benchRole(args []string) error {
+	eps, prefix, impl := strings.Split(args[0], ","), args[1], args[2]
+	contenders, _ := strconv.Atoi(args[3])
+	ops := make([]func() error, contenders)
+	for i := range ops {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		ctx := context.Background()
+		if impl == "etcdsem" {
+			s, err := New(cli, prefix, 1)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ops[i] = func() error {
+				if err := s.Acquire(ctx, 1); err != nil {
+					return err
+				}
+				s.Release(1)
+				return nil
+			}
+		} else {
+			sess, err := concurrency.NewSession(cli)
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			m := concurrency.NewMutex(sess, prefix)
+			ops[i] = func() error {
+				if err := m.Lock(ctx); err != nil {
+					return err
+				}
+				return m.Unlock(ctx)
+			}
+		}
+	}
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		total, _ := strconv.ParseInt(in.Text(), 10, 64)
+		var next atomic.Int64
+		errc := make(chan error, contenders)
+		for _, op := range ops {
+			go func() {
+				for next.Add(1) <= total {
+					if err := op(); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+		}
+		for range ops {
+			if err := <-errc; err != nil {
+				return err
+			}
+		}
+		fmt.Println("done")
+	}
+	return nil
 }

@@ -24,6 +24,7 @@ const roleEnv = "ETCDSEM_TEST_ROLE"
 var roles = map[string]func(args []string) error{
 	"holder": holderRole,
 	"churn":  churnRole,
+	"bench":  benchRole,
 }
 
 func TestMain(m *testing.M) {
