@@ -18,11 +18,12 @@
 //   - Weighted and all-or-nothing. Acquire(ctx, n) takes n permits in one
 //     etcd transaction; a waiting Acquire holds none.
 //   - First come, first served across the cluster. A waiting Acquire puts a
-//     key under prefix/w/; its creation revision is its place in line. A
-//     waiter takes its permits only when the permits held plus every request
-//     ahead of it plus its own fit in the capacity, so a large request is
-//     never starved by small ones behind it (they wait for it, as in x/sync).
-//     TryAcquire succeeds only when nobody waits.
+//     key under prefix/w/; its creation revision is its place in line. Only
+//     the first in line is granted, once its request fits beside the permits
+//     held; the next is first once it is. So a large request is never
+//     starved by small ones behind it: they wait for it, as in x/sync.
+//     Acquire skips the line only when nobody waits, and TryAcquire
+//     succeeds only then.
 //   - Never more than the capacity. Every grant is a transaction that
 //     compares the modification revision of every key under prefix/h/ (the
 //     held permits) against the revision the caller computed its decision
@@ -74,7 +75,8 @@
 // # Cost
 //
 // When nobody waits, Acquire is one transaction and Release one delete: the
-// round trips of concurrency.Mutex's Lock and Unlock. A waiter watches only
-// the request just ahead of it, and the head of the line the holders, so a
-// release wakes one waiter, not the whole line.
+// round trips of concurrency.Mutex's Lock and Unlock. A waiter reads and
+// watches only the request just ahead of it, and the first in line the
+// holders, so a release wakes one waiter, not the whole line, and what a
+// waiter reads does not grow with the line.
 package etcdsem

@@ -383,7 +383,7 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 	val := strconv.FormatInt(n, 10)
 	getState := []clientv3.Op{
 		clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.waitersPrefix(), clientv3.WithPrefix()),
+		s.lineOp(0), // after the put: this request, then the one ahead
 	}
 	enqueue := append([]clientv3.Op{clientv3.OpPut(r.w, val, lease)}, getState...)
 	notMarked := clientv3.Compare(clientv3.CreateRevision(r.x), "=", 0)
@@ -447,12 +447,11 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 	return s.wait(ctx, octx, n, v, myRev, r)
 }
 
-// wait takes the permits when the holders and the requests ahead leave room
-// for them. Like concurrency.Mutex, a waiter watches only what can let it
-// go: while a request ahead still waits, its own turn cannot come (if this
-// one fits, so does the one ahead, which then leaves the line), so it
-// watches that request's key alone; at the head of the line it watches the
-// holders. One grant or release thus wakes one waiter, not the whole line.
+// wait takes the permits once the request is first in line and fits
+// beside the permits held. Like concurrency.Mutex, a waiter watches only
+// what can let it go: the key of the request just ahead while there is one,
+// and the holders once it is first. One grant or release thus wakes one
+// waiter, not the whole line.
 func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int64, r req) error {
 	hkey, wkey := r.h, r.w
 	val := strconv.FormatInt(n, 10)
@@ -476,7 +475,7 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 		if octx.Err() != nil {
 			return fail()
 		}
-		nv, err := s.readView(octx)
+		nv, err := s.readView(octx, myRev)
 		if err != nil {
 			return fail()
 		}
@@ -493,12 +492,12 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 			// Only the lease's end removes a waiter's key from under it.
 			return fmt.Errorf("etcdsem: Acquire: %w", ErrLeaseLost)
 		}
-		if v.sumHeld()+v.ahead(myRev)+n <= s.capacity {
+		pred := v.pred(myRev)
+		if pred == "" && v.sumHeld()+n <= s.capacity {
 			resp, err := s.cli.Txn(octx).
 				If(s.unchanged(v.rev), clientv3.Compare(clientv3.CreateRevision(wkey), "=", myRev)).
 				Then(clientv3.OpDelete(wkey), clientv3.OpPut(hkey, val, lease)).
-				Else(clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix()),
-					clientv3.OpGet(s.waitersPrefix(), clientv3.WithPrefix())).
+				Else(clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix()), s.lineOp(myRev)).
 				Commit()
 			switch {
 			case err == nil && resp.Succeeded:
@@ -525,7 +524,7 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 			continue
 		}
 		target, opts := s.holdersPrefix(), []clientv3.OpOption{clientv3.WithPrefix()}
-		if pred := v.pred(myRev); pred != "" {
+		if pred != "" {
 			target, opts = pred, []clientv3.OpOption{clientv3.WithFilterPut()}
 		}
 		if watching != target {
@@ -541,7 +540,7 @@ func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int6
 			if crev > v.rev {
 				// Something happened between the view and the watch: read
 				// again, keeping the watch, which has all that follows.
-				nv, err := s.readView(octx)
+				nv, err := s.readView(octx, myRev)
 				if err != nil {
 					return fail()
 				}
@@ -595,13 +594,25 @@ func (s *Semaphore) watchNow(ctx context.Context, target string, opts []clientv3
 	}
 }
 
-// readView reads the holders and the line, retrying until it succeeds or
-// ctx is done.
-func (s *Semaphore) readView(ctx context.Context) (*view, error) {
+// lineOp reads the line as a waiter needs it: its own key (made at myRev),
+// then the request just ahead of it; nothing more, however long the line.
+// With myRev 0 it reads the newest two keys: in the transaction that puts a
+// waiter's key, that key and the one ahead.
+func (s *Semaphore) lineOp(myRev int64) clientv3.Op {
+	opts := []clientv3.OpOption{clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2)}
+	if myRev > 0 {
+		opts = append(opts, clientv3.WithMaxCreateRev(myRev))
+	}
+	return clientv3.OpGet(s.waitersPrefix(), opts...)
+}
+
+// readView reads the holders and the waiter's part of the line (lineOp),
+// retrying until it succeeds or ctx is done.
+func (s *Semaphore) readView(ctx context.Context, myRev int64) (*view, error) {
 	for {
 		resp, err := s.cli.Txn(ctx).Then(
-			clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix()),
-			clientv3.OpGet(s.waitersPrefix(), clientv3.WithPrefix())).Commit()
+			clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix()), s.lineOp(myRev)).Commit()
 		if err == nil {
 			v := newView(resp.Header.Revision, resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs)
 			s.noteHolders(v.rev, v.holders)
@@ -709,7 +720,7 @@ func (s *Semaphore) TryAcquire(n int64) bool {
 	rev, fits := s.fastPath(n)
 	for ctx.Err() == nil {
 		if !fits {
-			v, err := s.readView(ctx)
+			v, err := s.readView(ctx, 0)
 			if err != nil || len(v.waiters) > 0 || v.sumHeld()+n > s.capacity {
 				s.freeSlot(r.slot) // nothing was written under it
 				return false
@@ -1010,15 +1021,4 @@ func (v *view) pred(rev int64) string {
 		}
 	}
 	return key
-}
-
-// ahead sums the requests in line before the one made at rev.
-func (v *view) ahead(rev int64) int64 {
-	var sum int64
-	for _, w := range v.waiters {
-		if w.create < rev {
-			sum += w.n
-		}
-	}
-	return sum
 }
