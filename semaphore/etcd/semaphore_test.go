@@ -91,6 +91,19 @@ func TestBasics(t *testing.T) {
 	}
 	wantValue(t, s, 3)
 
+	// More than the capacity waits for its context, without a place in line.
+	big, cancelBig := context.WithCancel(ctx)
+	errc := make(chan error)
+	go func() { errc <- s.Acquire(big, 4) }()
+	cancelBig()
+	if err := <-errc; err != context.Canceled {
+		t.Fatalf("Acquire beyond the capacity = %v, want context.Canceled", err)
+	}
+	if s.TryAcquire(4) {
+		t.Fatal("TryAcquire beyond the capacity succeeded")
+	}
+	wantValue(t, s, 3)
+
 	mustPanic(t, "negative", func() { s.Acquire(ctx, -1) })
 	mustPanic(t, "negative", func() { s.TryAcquire(-1) })
 	mustPanic(t, "negative", func() { s.Release(-1) })
