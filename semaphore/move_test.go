@@ -425,7 +425,7 @@ func TestMoveKeepsQueue(t *testing.T) {
 
 func keepsQueueRound(t *testing.T, seed uint64, releaseHere bool) {
 	s := newSem(t, 0)
-	if s.permits.c.FD() != nil {
+	if s.c.FD() != nil {
 		t.Skip("the permits are in an eventfd from New (EVENTSYNC_TEST_SHARED): there is no move to make")
 	}
 	rng := rand.New(rand.NewPCG(seed, 7))
