@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"errors"
+	"github.com/eventsync/eventsync/internal/kernel"
 	"os"
 	"path/filepath"
 	"testing"
@@ -77,6 +78,10 @@ func CheckAdopt(t *testing.T, kind, flags uint8, init uint32, semaphore bool,
 		if v, err := a.Value(); err != nil || v != uint64(init) {
 			t.Fatalf("kind %d, flags %d: Value after FromFile = %d, %v; want %d", kind, flags, v, err, init)
 		}
+	case err == nil && (kind == KindEventfdCounter || kind == KindEventfdSemaphore) && !kernel.ModeInFdinfo():
+		// This kernel does not show the mode: it is taken on trust.
+		a.Close()
+		a = nil
 	case err == nil:
 		a.Close()
 		t.Fatalf("kind %d, flags %d: FromFile succeeded", kind, flags)
