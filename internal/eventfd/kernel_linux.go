@@ -1,9 +1,6 @@
 package eventfd
 
 import (
-	"os"
-	"unsafe"
-
 	"github.com/eventsync/eventsync/internal/kernel"
 	"golang.org/x/sys/unix"
 )
@@ -33,19 +30,7 @@ func readPolled(fd int) (uint64, error) {
 	if fds[0].Revents&(unix.POLLIN|unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) == 0 {
 		return 0, nil
 	}
-	var v uint64
-	for {
-		_, _, e := unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&v)), 8)
-		switch e {
-		case 0:
-			return v, nil
-		case unix.EAGAIN:
-			return 0, nil
-		case unix.EINTR:
-			continue
-		}
-		return 0, os.NewSyscallError("read", e)
-	}
+	return readRetrying(fd, readBlocking)
 }
 
 // modeIn returns the mode that an fdinfo text shows, and whether it shows

@@ -94,18 +94,37 @@ const (
 // O_NONBLOCK only this package sets, is read with read(2), which the kernel
 // serves faster.
 func sysRead(fd int, shared bool) (uint64, error) {
+	switch {
+	case !shared:
+		return readRetrying(fd, readRaw)
+	case kernel.NoWaitRead():
+		return readRetrying(fd, readNoWait)
+	}
+	return readPolled(fd)
+}
+
+// The ways a read is made.
+const (
+	readRaw      = iota // read(2) as a raw system call: it cannot block
+	readNoWait          // preadv2(RWF_NOWAIT) as a raw system call: it cannot block
+	readBlocking        // read(2) that might block, made so that the scheduler knows
+)
+
+// readRetrying reads the counter the given way, again after EINTR; EAGAIN
+// is an empty counter.
+func readRetrying(fd int, how int) (uint64, error) {
 	var v uint64
 	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&v))}
 	iov.SetLen(8)
 	for {
 		var e unix.Errno
-		if shared {
-			if !kernel.NoWaitRead() {
-				return readPolled(fd)
-			}
-			_, _, e = unix.RawSyscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, offLo, offHi, unix.RWF_NOWAIT)
-		} else {
+		switch how {
+		case readRaw:
 			_, _, e = unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&v)), 8)
+		case readNoWait:
+			_, _, e = unix.RawSyscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, offLo, offHi, unix.RWF_NOWAIT)
+		default:
+			_, _, e = unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&v)), 8)
 		}
 		switch e {
 		case 0:
