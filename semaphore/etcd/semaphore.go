@@ -109,17 +109,9 @@ var errClosed = fmt.Errorf("semaphore closed: %w", os.ErrClosed)
 // differs. New grants a lease (see WithTTL) unless given WithSession. A
 // negative capacity is an error wrapping os.ErrInvalid.
 func New(cli *clientv3.Client, prefix string, capacity int64, opts ...Option) (*Semaphore, error) {
-	if cli == nil {
-		return nil, fmt.Errorf("etcdsem: New: nil client: %w", os.ErrInvalid)
-	}
-	if capacity < 0 {
-		return nil, fmt.Errorf("etcdsem: New: negative capacity %d: %w", capacity, os.ErrInvalid)
-	}
-	if prefix == "" {
-		return nil, fmt.Errorf("etcdsem: New: empty prefix: %w", os.ErrInvalid)
-	}
-	if !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
+	prefix, err := checkNewArgs(cli, prefix, capacity)
+	if err != nil {
+		return nil, err
 	}
 	o := options{ctx: cli.Ctx(), ttl: 60, reqTimeout: 5 * time.Second}
 	for _, opt := range opts {
@@ -135,36 +127,10 @@ func New(cli *clientv3.Client, prefix string, capacity int64, opts ...Option) (*
 		reqTimeout: o.reqTimeout,
 		lostDone:   make(chan struct{}),
 	}
-	if o.sess != nil {
-		s.sess = o.sess
-	} else {
-		// The grant is bounded by o.ctx; the session's context outlives it,
-		// and is cancelled at Close, after the lease is revoked.
-		g, err := cli.Grant(o.ctx, int64(o.ttl))
-		if err != nil {
-			return nil, fmt.Errorf("etcdsem: New: %w", err)
-		}
-		sctx, cancel := context.WithCancel(context.WithoutCancel(o.ctx))
-		sess, err := concurrency.NewSession(cli, concurrency.WithLease(g.ID), concurrency.WithTTL(o.ttl), concurrency.WithContext(sctx))
-		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("etcdsem: New: %w", err)
-		}
-		s.sess, s.ownSess, s.sessCancel = sess, true, cancel
+	if err := s.openSession(o); err != nil {
+		return nil, fmt.Errorf("etcdsem: New: %w", err)
 	}
-	capKey := prefix + "capacity"
-	want := strconv.FormatInt(capacity, 10)
-	resp, err := cli.Txn(o.ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(capKey), "=", 0)).
-		Then(clientv3.OpPut(capKey, want), clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix())).
-		Else(clientv3.OpGet(capKey), clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix())).
-		Commit()
-	if err == nil && !resp.Succeeded {
-		kvs := resp.Responses[0].GetResponseRange().Kvs
-		if len(kvs) == 1 && string(kvs[0].Value) != want {
-			err = fmt.Errorf("%w: %s holds %q, New was given %d", ErrCapacityMismatch, capKey, kvs[0].Value, capacity)
-		}
-	}
+	resp, err := s.claimCapacity(o.ctx)
 	if err != nil {
 		if s.ownSess {
 			s.sess.Close()
@@ -176,18 +142,84 @@ func New(cli *clientv3.Client, prefix string, capacity int64, opts ...Option) (*
 	s.cache = holderMap(resp.Responses[1].GetResponseRange().Kvs)
 
 	s.life, s.endLife = context.WithCancelCause(context.Background())
-	go func() {
-		select {
-		case <-s.sess.Done():
-			s.mu.Lock()
-			s.lost = true
-			s.mu.Unlock()
-			s.endLife(ErrLeaseLost)
-		case <-s.life.Done():
-		}
-		close(s.lostDone)
-	}()
+	go s.watchLease()
 	return s, nil
+}
+
+// checkNewArgs rejects the arguments New cannot work with, before anything
+// is asked of the cluster, and returns prefix ending in "/", so that a
+// prefix's keys never share a range with a longer prefix's.
+func checkNewArgs(cli *clientv3.Client, prefix string, capacity int64) (string, error) {
+	if cli == nil {
+		return "", fmt.Errorf("etcdsem: New: nil client: %w", os.ErrInvalid)
+	}
+	if capacity < 0 {
+		return "", fmt.Errorf("etcdsem: New: negative capacity %d: %w", capacity, os.ErrInvalid)
+	}
+	if prefix == "" {
+		return "", fmt.Errorf("etcdsem: New: empty prefix: %w", os.ErrInvalid)
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return prefix, nil
+}
+
+// openSession sets the session the Semaphore's keys are bound to: the one
+// given by WithSession, or one on a lease of its own, which Close revokes.
+func (s *Semaphore) openSession(o options) error {
+	if o.sess != nil {
+		s.sess = o.sess
+		return nil
+	}
+	// The grant is bounded by o.ctx; the session's context outlives it,
+	// and is cancelled at Close, after the lease is revoked.
+	g, err := s.cli.Grant(o.ctx, int64(o.ttl))
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(o.ctx))
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithLease(g.ID), concurrency.WithTTL(o.ttl), concurrency.WithContext(sctx))
+	if err != nil {
+		cancel()
+		return err
+	}
+	s.sess, s.ownSess, s.sessCancel = sess, true, cancel
+	return nil
+}
+
+// claimCapacity stores the capacity under the prefix if none is there, or
+// checks it against the one stored, and reads the holders in the same
+// transaction, so that the first Acquire can take the fast path.
+func (s *Semaphore) claimCapacity(ctx context.Context) (*clientv3.TxnResponse, error) {
+	capKey := s.prefix + "capacity"
+	want := strconv.FormatInt(s.capacity, 10)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(capKey), "=", 0)).
+		Then(clientv3.OpPut(capKey, want), clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix())).
+		Else(clientv3.OpGet(capKey), clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix())).
+		Commit()
+	if err == nil && !resp.Succeeded {
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 1 && string(kvs[0].Value) != want {
+			err = fmt.Errorf("%w: %s holds %q, New was given %d", ErrCapacityMismatch, capKey, kvs[0].Value, s.capacity)
+		}
+	}
+	return resp, err
+}
+
+// watchLease marks the Semaphore lost and ends its life when the session's
+// lease is gone, so that waiting calls stop at once; it returns at Close.
+func (s *Semaphore) watchLease() {
+	select {
+	case <-s.sess.Done():
+		s.mu.Lock()
+		s.lost = true
+		s.mu.Unlock()
+		s.endLife(ErrLeaseLost)
+	case <-s.life.Done():
+	}
+	close(s.lostDone)
 }
 
 func (s *Semaphore) holdersPrefix() string { return s.prefix + "h/" }
@@ -453,122 +485,182 @@ func (s *Semaphore) acquire(ctx, octx context.Context, n int64) error {
 // and the holders once it is first. One grant or release thus wakes one
 // waiter, not the whole line.
 func (s *Semaphore) wait(ctx, octx context.Context, n int64, v *view, myRev int64, r req) error {
-	hkey, wkey := r.h, r.w
-	val := strconv.FormatInt(n, 10)
-	lease := clientv3.WithLease(s.sess.Lease())
-	var (
-		wch      clientv3.WatchChan
-		watching string             // the key or prefix wch watches
-		wstop    context.CancelFunc = func() {}
-	)
-	defer func() { wstop() }()
-	unwatch := func() {
-		wstop()
-		wch, watching = nil, ""
+	q := &queued{
+		s: s, ctx: ctx, octx: octx, n: n, myRev: myRev, r: r, v: v,
+		val:   strconv.FormatInt(n, 10),
+		lease: clientv3.WithLease(s.sess.Lease()),
+		wstop: func() {},
 	}
-	fail := func() error {
-		s.abandon(r)
-		return s.failure("Acquire", ctx)
-	}
-	reread := func() error {
-		unwatch()
-		if octx.Err() != nil {
-			return fail()
-		}
-		nv, err := s.readView(octx, myRev)
-		if err != nil {
-			return fail()
-		}
-		v = nv
-		return nil
-	}
+	defer q.unwatch()
 	for {
-		if _, ok := v.holders[hkey]; ok {
-			// A grant whose answer was lost took effect after all.
-			s.granted(r, n, v.holderRev[hkey], v.rev, v.holders)
-			return nil
+		if done, err := q.settled(); done {
+			return err
 		}
-		if _, ok := v.waiters[wkey]; !ok {
-			// Only the lease's end removes a waiter's key from under it.
-			return fmt.Errorf("etcdsem: Acquire: %w", ErrLeaseLost)
-		}
-		pred := v.pred(myRev)
-		if pred == "" && v.sumHeld()+n <= s.capacity {
-			resp, err := s.cli.Txn(octx).
-				If(s.unchanged(v.rev), clientv3.Compare(clientv3.CreateRevision(wkey), "=", myRev)).
-				Then(clientv3.OpDelete(wkey), clientv3.OpPut(hkey, val, lease)).
-				Else(clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix()), s.lineOp(myRev)).
-				Commit()
-			switch {
-			case err == nil && resp.Succeeded:
-				s.granted(r, n, resp.Header.Revision, v.rev, v.holders)
-				return nil
-			case err == nil:
-				unwatch()
-				v = newView(resp.Header.Revision, resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs)
-				s.noteHolders(v.rev, v.holders)
-				continue
-			}
-			if octx.Err() != nil {
-				return fail()
-			}
-			if ferr := s.fatal(err); ferr != nil {
-				s.abandon(r)
-				return fmt.Errorf("etcdsem: Acquire: %w", ferr)
-			}
-			// Unknown outcome: the state read again shows whether the
-			// grant took effect.
-			if err := reread(); err != nil {
+		pred := q.v.pred(myRev)
+		if pred == "" && q.v.sumHeld()+n <= s.capacity {
+			if done, err := q.grant(); done {
 				return err
 			}
 			continue
 		}
-		target, opts := s.holdersPrefix(), []clientv3.OpOption{clientv3.WithPrefix()}
-		if pred != "" {
-			target, opts = pred, []clientv3.OpOption{clientv3.WithFilterPut()}
+		again, err := q.watch(pred)
+		if err != nil {
+			return err
 		}
-		if watching != target {
-			unwatch()
-			nch, stop, crev, err := s.watchNow(octx, target, opts)
-			if err != nil {
-				if err := reread(); err != nil {
-					return err
-				}
-				continue
-			}
-			wch, watching, wstop = nch, target, stop
-			if crev > v.rev {
-				// Something happened between the view and the watch: read
-				// again, keeping the watch, which has all that follows.
-				nv, err := s.readView(octx, myRev)
-				if err != nil {
-					return fail()
-				}
-				v = nv
-				continue
-			}
+		if again {
+			continue
 		}
-		select {
-		case <-octx.Done():
-			return fail()
-		case wr, ok := <-wch:
-			switch {
-			case !ok || wr.Err() != nil || wr.Canceled:
-				// Lost the leader, compacted, or the stream broke: read the
-				// state again and watch from there.
-				if err := reread(); err != nil {
-					return err
-				}
-			case watching == s.holdersPrefix():
-				v.applyAll(s, wr.Events)
-			case len(wr.Events) > 0:
-				// The request ahead left the line: see what it left.
-				if err := reread(); err != nil {
-					return err
-				}
-			}
+		if err := q.next(); err != nil {
+			return err
 		}
 	}
+}
+
+// queued is an Acquire waiting in line: its request (r, made at myRev), its
+// view of the holders and the line, and the one watch that can let it go.
+type queued struct {
+	s         *Semaphore
+	ctx, octx context.Context
+	n, myRev  int64
+	r         req
+	val       string
+	lease     clientv3.OpOption
+	v         *view
+
+	wch      clientv3.WatchChan
+	watching string // the key or prefix wch watches
+	wstop    context.CancelFunc
+}
+
+// unwatch stops the watch, if any, so that the next one starts afresh.
+func (q *queued) unwatch() {
+	q.wstop()
+	q.wch, q.watching = nil, ""
+}
+
+// fail leaves the line and returns the error of the stopped Acquire.
+func (q *queued) fail() error {
+	q.s.abandon(q.r)
+	return q.s.failure("Acquire", q.ctx)
+}
+
+// reread drops the watch and reads the state again, when what the watch
+// would tell is unknown; it fails once the Acquire is stopped.
+func (q *queued) reread() error {
+	q.unwatch()
+	if q.octx.Err() != nil {
+		return q.fail()
+	}
+	nv, err := q.s.readView(q.octx, q.myRev)
+	if err != nil {
+		return q.fail()
+	}
+	q.v = nv
+	return nil
+}
+
+// settled reports whether the view already ends the wait, and how: the
+// permits were granted, or the request's place in line is gone.
+func (q *queued) settled() (bool, error) {
+	if _, ok := q.v.holders[q.r.h]; ok {
+		// A grant whose answer was lost took effect after all.
+		q.s.granted(q.r, q.n, q.v.holderRev[q.r.h], q.v.rev, q.v.holders)
+		return true, nil
+	}
+	if _, ok := q.v.waiters[q.r.w]; !ok {
+		// Only the lease's end removes a waiter's key from under it.
+		return true, fmt.Errorf("etcdsem: Acquire: %w", ErrLeaseLost)
+	}
+	return false, nil
+}
+
+// grant tries to take the permits, first in line and fitting in the view,
+// in one transaction that holds only if the view of the holders is still
+// current and the request still in line. It reports whether the wait is
+// over; if not, the view is up to date for the next decision.
+func (q *queued) grant() (bool, error) {
+	s, v, wkey := q.s, q.v, q.r.w
+	resp, err := s.cli.Txn(q.octx).
+		If(s.unchanged(v.rev), clientv3.Compare(clientv3.CreateRevision(wkey), "=", q.myRev)).
+		Then(clientv3.OpDelete(wkey), clientv3.OpPut(q.r.h, q.val, q.lease)).
+		Else(clientv3.OpGet(s.holdersPrefix(), clientv3.WithPrefix()), s.lineOp(q.myRev)).
+		Commit()
+	switch {
+	case err == nil && resp.Succeeded:
+		s.granted(q.r, q.n, resp.Header.Revision, v.rev, v.holders)
+		return true, nil
+	case err == nil:
+		q.unwatch()
+		q.v = newView(resp.Header.Revision, resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs)
+		s.noteHolders(q.v.rev, q.v.holders)
+		return false, nil
+	}
+	if q.octx.Err() != nil {
+		return true, q.fail()
+	}
+	if ferr := s.fatal(err); ferr != nil {
+		s.abandon(q.r)
+		return true, fmt.Errorf("etcdsem: Acquire: %w", ferr)
+	}
+	// Unknown outcome: the state read again shows whether the
+	// grant took effect.
+	if err := q.reread(); err != nil {
+		return true, err
+	}
+	return false, nil
+}
+
+// watch makes sure the watch is on what can let the request go: the request
+// ahead (pred), or the holders if there is none. It reports whether the
+// view changed meanwhile and must be looked at again before waiting.
+func (q *queued) watch(pred string) (bool, error) {
+	s := q.s
+	target, opts := s.holdersPrefix(), []clientv3.OpOption{clientv3.WithPrefix()}
+	if pred != "" {
+		target, opts = pred, []clientv3.OpOption{clientv3.WithFilterPut()}
+	}
+	if q.watching == target {
+		return false, nil
+	}
+	q.unwatch()
+	nch, stop, crev, err := s.watchNow(q.octx, target, opts)
+	if err != nil {
+		return true, q.reread()
+	}
+	q.wch, q.watching, q.wstop = nch, target, stop
+	if crev > q.v.rev {
+		// Something happened between the view and the watch: read
+		// again, keeping the watch, which has all that follows.
+		nv, err := s.readView(q.octx, q.myRev)
+		if err != nil {
+			return true, q.fail()
+		}
+		q.v = nv
+		return true, nil
+	}
+	return false, nil
+}
+
+// next waits for the watch's next response, or for the Acquire to be
+// stopped, and brings the view up to date with it.
+func (q *queued) next() error {
+	select {
+	case <-q.octx.Done():
+		return q.fail()
+	case wr, ok := <-q.wch:
+		switch {
+		case !ok || wr.Err() != nil || wr.Canceled:
+			// Lost the leader, compacted, or the stream broke: read the
+			// state again and watch from there.
+			return q.reread()
+		case q.watching == q.s.holdersPrefix():
+			q.v.applyAll(q.s, wr.Events)
+		case len(wr.Events) > 0:
+			// The request ahead left the line: see what it left.
+			return q.reread()
+		}
+	}
+	return nil
 }
 
 // watchNow starts a watch of target that the server counts as current from
@@ -758,6 +850,27 @@ func (s *Semaphore) Release(n int64) {
 	if n < 0 {
 		panic("etcdsem: Release with negative n")
 	}
+	rel, send := s.settle(n)
+	if !send {
+		return
+	}
+	defer s.wg.Done()
+	s.sendRelease(rel)
+}
+
+// A release the cluster has yet to record: the holder keys to delete and
+// their slots, and the hold left with fewer permits, if any.
+type release struct {
+	dels    []string
+	slots   []int
+	partial *hold
+}
+
+// settle gives back n permits in the local count at once, so that the
+// handle never counts permits it is giving back, and reports whether the
+// cluster must still be told; if so it registers the call, in the same
+// critical section as the checks, so that Close waits for it.
+func (s *Semaphore) settle(n int64) (release, bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -769,21 +882,29 @@ func (s *Semaphore) Release(n int64) {
 	}
 	if n == 0 {
 		s.mu.Unlock()
-		return
+		return release{}, false
 	}
-	// Settle the local count at once, newest holds first.
-	var (
-		dels    []string
-		slots   []int
-		partial *hold
-	)
+	rel := s.dropHolds(n)
+	if s.lost {
+		s.mu.Unlock()
+		return release{}, false
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	return rel, true
+}
+
+// dropHolds takes n permits off the holds, newest first, and returns what
+// the cluster must be told. Called with s.mu held.
+func (s *Semaphore) dropHolds(n int64) release {
+	var rel release
 	s.heldSum -= n
 	for n > 0 {
 		h := &s.held[len(s.held)-1]
 		if h.n <= n {
 			n -= h.n
-			dels = append(dels, h.key)
-			slots = append(slots, h.slot)
+			rel.dels = append(rel.dels, h.key)
+			rel.slots = append(rel.slots, h.slot)
 			delete(s.cache, h.key)
 			s.held = s.held[:len(s.held)-1]
 			continue
@@ -791,58 +912,24 @@ func (s *Semaphore) Release(n int64) {
 		h.n -= n
 		n = 0
 		p := *h
-		partial = &p
+		rel.partial = &p
 		s.cache[h.key] = h.n
 	}
-	if s.lost {
-		s.mu.Unlock()
-		return
-	}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
+	return rel
+}
 
+// sendRelease records rel in the cluster, retrying until it is recorded,
+// retrying cannot help, or the Semaphore's life ends (Close or the lease's
+// end frees the permits then).
+func (s *Semaphore) sendRelease(rel release) {
 	var ops []clientv3.Op
-	for _, k := range dels {
+	for _, k := range rel.dels {
 		ops = append(ops, clientv3.OpDelete(k))
 	}
 	for {
-		txn := s.cli.Txn(s.life)
-		var err error
-		var resp *clientv3.TxnResponse
-		if partial == nil && len(dels) == 1 {
-			_, err = s.cli.Delete(s.life, dels[0])
-		} else if partial == nil {
-			resp, err = txn.Then(ops...).Commit()
-		} else {
-			put := clientv3.OpPut(partial.key, strconv.FormatInt(partial.n, 10), clientv3.WithLease(s.sess.Lease()))
-			resp, err = txn.If(clientv3.Compare(clientv3.ModRevision(partial.key), "=", partial.modRev)).
-				Then(append([]clientv3.Op{put}, ops...)...).
-				Else(append([]clientv3.Op{clientv3.OpGet(partial.key)}, ops...)...).
-				Commit()
-		}
+		resp, err := s.releaseOnce(rel, ops)
 		if err == nil {
-			for _, slot := range slots {
-				s.freeSlot(slot)
-			}
-			if partial != nil {
-				rev := resp.Header.Revision
-				if !resp.Succeeded {
-					// An earlier attempt took effect, or the lease ended.
-					kvs := resp.Responses[0].GetResponseRange().Kvs
-					if len(kvs) == 0 {
-						return
-					}
-					rev = kvs[0].ModRevision
-				}
-				s.mu.Lock()
-				for i := range s.held {
-					if s.held[i].key == partial.key {
-						s.held[i].modRev = rev
-					}
-				}
-				s.mu.Unlock()
-			}
+			s.released(rel, resp)
 			return
 		}
 		if s.fatal(err) != nil || s.life.Err() != nil {
@@ -852,6 +939,58 @@ func (s *Semaphore) Release(n int64) {
 			return
 		}
 	}
+}
+
+// releaseOnce makes one attempt at recording rel, whose deletes are ops: a
+// plain delete when that is all it is, as cheap as concurrency.Mutex's
+// Unlock. A hold left with fewer permits is rewritten only if its key is as
+// this handle last wrote it, so that a stale write cannot undo a newer one;
+// if not, the key is read to learn what became of it. The response is nil
+// for a plain delete.
+func (s *Semaphore) releaseOnce(rel release, ops []clientv3.Op) (*clientv3.TxnResponse, error) {
+	txn := s.cli.Txn(s.life)
+	partial := rel.partial
+	switch {
+	case partial == nil && len(rel.dels) == 1:
+		_, err := s.cli.Delete(s.life, rel.dels[0])
+		return nil, err
+	case partial == nil:
+		return txn.Then(ops...).Commit()
+	}
+	put := clientv3.OpPut(partial.key, strconv.FormatInt(partial.n, 10), clientv3.WithLease(s.sess.Lease()))
+	return txn.If(clientv3.Compare(clientv3.ModRevision(partial.key), "=", partial.modRev)).
+		Then(append([]clientv3.Op{put}, ops...)...).
+		Else(append([]clientv3.Op{clientv3.OpGet(partial.key)}, ops...)...).
+		Commit()
+}
+
+// released notes that the cluster recorded rel: its slots are free again,
+// and the hold left with fewer permits gets the revision of its key, which
+// the next partial release of it compares.
+func (s *Semaphore) released(rel release, resp *clientv3.TxnResponse) {
+	for _, slot := range rel.slots {
+		s.freeSlot(slot)
+	}
+	partial := rel.partial
+	if partial == nil {
+		return
+	}
+	rev := resp.Header.Revision
+	if !resp.Succeeded {
+		// An earlier attempt took effect, or the lease ended.
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			return
+		}
+		rev = kvs[0].ModRevision
+	}
+	s.mu.Lock()
+	for i := range s.held {
+		if s.held[i].key == partial.key {
+			s.held[i].modRev = rev
+		}
+	}
+	s.mu.Unlock()
 }
 
 // Value returns the permits that no holder in the cluster holds, read at one
