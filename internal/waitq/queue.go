@@ -192,6 +192,11 @@ type Queue struct {
 const (
 	minRetryDelay = time.Millisecond
 	maxRetryDelay = 100 * time.Millisecond
+	// shortTake is the largest request whose take runs with the queue
+	// locked: a few system calls at most, cheaper than unlocking and
+	// locking again. A longer take lets the queue go, so that other
+	// waiters can cancel and queue meanwhile.
+	shortTake = 64
 	// linger is how long a poller stays after its last waiter: long
 	// beside the cost of starting one (tens of microseconds), short beside
 	// what a process notices of an idle registration.
@@ -327,8 +332,8 @@ func (q *Queue) finishLocked(w *waiter, got uint64, err error) {
 }
 
 // serveLocked serves the Ready channel, then waiters from the front until
-// one cannot be served. Take runs without mu, so that other waiters can cancel
-// and new ones queue while a long take is under way; only one goroutine
+// one cannot be served. A long take runs without mu, so that other waiters
+// can cancel and new ones queue while it is under way; only one goroutine
 // serves at a time, and one that finds another serving leaves it a note to
 // look again.
 func (q *Queue) serveLocked() {
@@ -353,9 +358,15 @@ func (q *Queue) serveWaitersLocked() {
 	for w := q.waiters.head; w != nil && !q.closed; w = q.waiters.head {
 		q.unlinkLocked(w)
 		q.current = w
-		q.mu.Unlock()
-		got, err := q.policy.Take(w.want, w)
-		q.mu.Lock()
+		var got uint64
+		var err error
+		if w.want > shortTake {
+			q.mu.Unlock()
+			got, err = q.policy.Take(w.want, w)
+			q.mu.Lock()
+		} else {
+			got, err = q.policy.Take(w.want, w)
+		}
 		q.current = nil
 		switch {
 		case err == nil && got != 0:

@@ -23,7 +23,7 @@ type gatedPolicy struct {
 	given atomic.Uint64
 }
 
-const bigWant = 5
+const bigWant = shortTake + 1
 
 func (p *gatedPolicy) Take(want uint64, stop Stopper) (uint64, error) {
 	if want != bigWant {
