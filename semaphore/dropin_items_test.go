@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -168,20 +167,6 @@ func TestZeroValuePanics(t *testing.T) {
 	}
 }
 
-func checkClosedError(t *testing.T, op string, err error) {
-	t.Helper()
-	switch {
-	case err == nil:
-		t.Errorf("%s after Close: no error", op)
-	case !errors.Is(err, os.ErrClosed):
-		t.Errorf("%s after Close: %v, want an error wrapping os.ErrClosed", op, err)
-	case !strings.Contains(err.Error(), "use of closed Semaphore"):
-		t.Errorf("%s after Close: %q, want it to say \"use of closed Semaphore\"", op, err)
-	case strings.Contains(err.Error(), "file already closed"):
-		t.Errorf("%s after Close: %q speaks of a file", op, err)
-	}
-}
-
 // Item 10: errors of a closed Semaphore name it, not a file.
 func TestClosedErrors(t *testing.T) {
 	s, err := New(0)
@@ -194,71 +179,40 @@ func TestClosedErrors(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	checkClosedError(t, "an Acquire woken by Close", <-woken)
-	checkClosedError(t, "Acquire", s.Acquire(context.Background(), 1))
-	checkClosedError(t, "Acquire(0)", s.Acquire(context.Background(), 0))
-	checkClosedError(t, "Acquire(2)", s.Acquire(context.Background(), 2))
+	testutil.CheckClosedError(t, "Semaphore", "an Acquire woken by Close", <-woken)
+	testutil.CheckClosedError(t, "Semaphore", "Acquire", s.Acquire(context.Background(), 1))
+	testutil.CheckClosedError(t, "Semaphore", "Acquire(0)", s.Acquire(context.Background(), 0))
+	testutil.CheckClosedError(t, "Semaphore", "Acquire(2)", s.Acquire(context.Background(), 2))
 	_, err = s.Value()
-	checkClosedError(t, "Value", err)
+	testutil.CheckClosedError(t, "Semaphore", "Value", err)
 	_, err = s.File()
-	checkClosedError(t, "File", err)
-	checkClosedError(t, "Close", s.Close())
+	testutil.CheckClosedError(t, "Semaphore", "File", err)
+	testutil.CheckClosedError(t, "Semaphore", "Close", s.Close())
 	c, _ := testutil.SocketPair(t)
-	checkClosedError(t, "Send", s.Send(c))
-	checkClosedError(t, "PassTo", s.PassTo(exec.Command("true"), "s"))
+	testutil.CheckClosedError(t, "Semaphore", "Send", s.Send(c))
+	testutil.CheckClosedError(t, "Semaphore", "PassTo", s.PassTo(exec.Command("true"), "s"))
 }
 
 // Item 9: Receive takes a genuine Send when the receiving socket has
 // SO_PASSCRED, on stream, datagram and seqpacket sockets, through a
 // *net.UnixConn or a plain *os.File.
 func TestReceiveWithPassCred(t *testing.T) {
-	for _, typ := range []struct {
-		name string
-		typ  int
-	}{{"stream", unix.SOCK_STREAM}, {"dgram", unix.SOCK_DGRAM}, {"seqpacket", unix.SOCK_SEQPACKET}} {
-		for _, asConn := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/conn=%v", typ.name, asConn), func(t *testing.T) {
-				fds, err := unix.Socketpair(unix.AF_UNIX, typ.typ|unix.SOCK_CLOEXEC, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := unix.SetsockoptInt(fds[1], unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-					t.Fatal(err)
-				}
-				fa, fb := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
-				defer fa.Close()
-				defer fb.Close()
-				var send, recv syscall.Conn = fa, fb
-				if asConn {
-					ca, err := net.FileConn(fa)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer ca.Close()
-					cb, err := net.FileConn(fb)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer cb.Close()
-					send, recv = ca.(*net.UnixConn), cb.(*net.UnixConn)
-				}
-				s := newSem(t, 0)
-				if err := s.Send(send); err != nil {
-					t.Fatal(err)
-				}
-				r, err := Receive(recv)
-				if err != nil {
-					t.Fatalf("Receive with SO_PASSCRED set: %v", err)
-				}
-				defer r.Close()
-				r.Release(2)
-				if err := s.Acquire(context.Background(), 2); err != nil {
-					t.Fatal(err)
-				}
-				if v := value(t, r); v != 0 {
-					t.Fatalf("Value through the received handle = %d, want 0", v)
-				}
-			})
+	testutil.ForEachPassCredSocket(t, func(t *testing.T, send, recv syscall.Conn) {
+		s := newSem(t, 0)
+		if err := s.Send(send); err != nil {
+			t.Fatal(err)
 		}
-	}
+		r, err := Receive(recv)
+		if err != nil {
+			t.Fatalf("Receive with SO_PASSCRED set: %v", err)
+		}
+		defer r.Close()
+		r.Release(2)
+		if err := s.Acquire(context.Background(), 2); err != nil {
+			t.Fatal(err)
+		}
+		if v := value(t, r); v != 0 {
+			t.Fatalf("Value through the received handle = %d, want 0", v)
+		}
+	})
 }

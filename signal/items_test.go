@@ -4,8 +4,6 @@ package signal
 
 import (
 	"context"
-	"errors"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -76,20 +74,6 @@ func TestZeroValuePanics(t *testing.T) {
 	}
 }
 
-func checkClosedError(t *testing.T, op string, err error) {
-	t.Helper()
-	switch {
-	case err == nil:
-		t.Errorf("%s after Close: no error", op)
-	case !errors.Is(err, os.ErrClosed):
-		t.Errorf("%s after Close: %v, want an error wrapping os.ErrClosed", op, err)
-	case !strings.Contains(err.Error(), "use of closed Signal"):
-		t.Errorf("%s after Close: %q, want it to say \"use of closed Signal\"", op, err)
-	case strings.Contains(err.Error(), "file already closed"):
-		t.Errorf("%s after Close: %q speaks of a file", op, err)
-	}
-}
-
 // Item 10: errors of a closed Signal name it, not a file.
 func TestClosedErrors(t *testing.T) {
 	s, err := New()
@@ -105,15 +89,15 @@ func TestClosedErrors(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	checkClosedError(t, "a Wait woken by Close", <-woken)
+	testutil.CheckClosedError(t, "Signal", "a Wait woken by Close", <-woken)
 	_, err = s.Wait(context.Background())
-	checkClosedError(t, "Wait", err)
+	testutil.CheckClosedError(t, "Signal", "Wait", err)
 	_, err = s.Value()
-	checkClosedError(t, "Value", err)
+	testutil.CheckClosedError(t, "Signal", "Value", err)
 	_, err = s.File()
-	checkClosedError(t, "File", err)
-	checkClosedError(t, "Close", s.Close())
+	testutil.CheckClosedError(t, "Signal", "File", err)
+	testutil.CheckClosedError(t, "Signal", "Close", s.Close())
 	c, _ := testutil.SocketPair(t)
-	checkClosedError(t, "Send", s.Send(c))
-	checkClosedError(t, "PassTo", s.PassTo(exec.Command("true"), "s"))
+	testutil.CheckClosedError(t, "Signal", "Send", s.Send(c))
+	testutil.CheckClosedError(t, "Signal", "PassTo", s.PassTo(exec.Command("true"), "s"))
 }

@@ -6,11 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -273,20 +271,6 @@ func TestCloseWhileGoTasksRun(t *testing.T) {
 
 // checkClosedError fails unless err says "use of closed WaitGroup", wraps
 // os.ErrClosed and says nothing about files.
-func checkClosedError(t *testing.T, op string, err error) {
-	t.Helper()
-	switch {
-	case err == nil:
-		t.Errorf("%s after Close: no error", op)
-	case !errors.Is(err, os.ErrClosed):
-		t.Errorf("%s after Close: %v, want an error wrapping os.ErrClosed", op, err)
-	case !strings.Contains(err.Error(), "use of closed WaitGroup"):
-		t.Errorf("%s after Close: %q, want it to say \"use of closed WaitGroup\"", op, err)
-	case strings.Contains(err.Error(), "file already closed"):
-		t.Errorf("%s after Close: %q speaks of a file", op, err)
-	}
-}
-
 // Item 10: errors of a closed WaitGroup name it, not a file.
 func TestClosedErrors(t *testing.T) {
 	wg, err := New()
@@ -300,14 +284,14 @@ func TestClosedErrors(t *testing.T) {
 	if err := wg.Close(); err != nil {
 		t.Fatal(err)
 	}
-	checkClosedError(t, "a WaitContext woken by Close", <-woken)
-	checkClosedError(t, "WaitContext", wg.WaitContext(context.Background()))
+	testutil.CheckClosedError(t, "WaitGroup", "a WaitContext woken by Close", <-woken)
+	testutil.CheckClosedError(t, "WaitGroup", "WaitContext", wg.WaitContext(context.Background()))
 	_, err = wg.Value()
-	checkClosedError(t, "Value", err)
-	checkClosedError(t, "Close", wg.Close())
+	testutil.CheckClosedError(t, "WaitGroup", "Value", err)
+	testutil.CheckClosedError(t, "WaitGroup", "Close", wg.Close())
 	c, _ := testutil.SocketPair(t)
-	checkClosedError(t, "Send", wg.Send(c))
-	checkClosedError(t, "PassTo", wg.PassTo(exec.Command("true"), "wg"))
+	testutil.CheckClosedError(t, "WaitGroup", "Send", wg.Send(c))
+	testutil.CheckClosedError(t, "WaitGroup", "PassTo", wg.PassTo(exec.Command("true"), "wg"))
 }
 
 // A zero WaitGroup is ready to use, as a sync.WaitGroup is: Wait returns
@@ -409,58 +393,27 @@ func TestCollectedWaitGroupsCloseDescriptors(t *testing.T) {
 // SO_PASSCRED, on stream, datagram and seqpacket sockets, through a
 // *net.UnixConn or a plain *os.File.
 func TestReceiveWithPassCred(t *testing.T) {
-	for _, typ := range []struct {
-		name string
-		typ  int
-	}{{"stream", unix.SOCK_STREAM}, {"dgram", unix.SOCK_DGRAM}, {"seqpacket", unix.SOCK_SEQPACKET}} {
-		for _, asConn := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/conn=%v", typ.name, asConn), func(t *testing.T) {
-				fds, err := unix.Socketpair(unix.AF_UNIX, typ.typ|unix.SOCK_CLOEXEC, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := unix.SetsockoptInt(fds[1], unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-					t.Fatal(err)
-				}
-				fa, fb := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
-				defer fa.Close()
-				defer fb.Close()
-				var send, recv syscall.Conn = fa, fb
-				if asConn {
-					ca, err := net.FileConn(fa)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer ca.Close()
-					cb, err := net.FileConn(fb)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer cb.Close()
-					send, recv = ca.(*net.UnixConn), cb.(*net.UnixConn)
-				}
-				wg := newWG(t)
-				wg.Add(1)
-				if err := wg.Send(send); err != nil {
-					t.Fatal(err)
-				}
-				r, err := Receive(recv)
-				if err != nil {
-					t.Fatalf("Receive with SO_PASSCRED set: %v", err)
-				}
-				defer r.Close()
-				returned := make(chan struct{})
-				go func() {
-					wg.Wait()
-					close(returned)
-				}()
-				blocked(t, wg, 1)
-				r.Done()
-				<-returned
-				if v := value(t, r); v != 0 {
-					t.Fatalf("Value through the received handle = %d", v)
-				}
-			})
+	testutil.ForEachPassCredSocket(t, func(t *testing.T, send, recv syscall.Conn) {
+		wg := newWG(t)
+		wg.Add(1)
+		if err := wg.Send(send); err != nil {
+			t.Fatal(err)
 		}
-	}
+		r, err := Receive(recv)
+		if err != nil {
+			t.Fatalf("Receive with SO_PASSCRED set: %v", err)
+		}
+		defer r.Close()
+		returned := make(chan struct{})
+		go func() {
+			wg.Wait()
+			close(returned)
+		}()
+		blocked(t, wg, 1)
+		r.Done()
+		<-returned
+		if v := value(t, r); v != 0 {
+			t.Fatalf("Value through the received handle = %d", v)
+		}
+	})
 }
