@@ -1,12 +1,12 @@
-// Package semaphore provides a counting semaphore whose permits live in a
-// Linux eventfd, so that goroutines of one process and of many processes can
-// share it.
+// Package semaphore provides a counting semaphore that goroutines of one
+// process and of many processes can share: its permits live in the process
+// until it is first shared, then in a Linux eventfd.
 //
 // A Semaphore has the method set of golang.org/x/sync/semaphore.Weighted.
 // Waiting is done by the Go runtime's netpoller, so a blocked Acquire holds
 // no OS thread, and it honours its context.
 //
-// The permits are the counter of an eventfd in semaphore mode
+// Once shared, the permits are the counter of an eventfd in semaphore mode
 // (EFD_SEMAPHORE): one read(2) takes one permit, one write(2) of n gives back
 // n. A C or Python process holding the descriptor takes and gives permits
 // with those calls (see File and the README's wire contract).
@@ -22,8 +22,8 @@
 // # Switching from golang.org/x/sync/semaphore
 //
 // Change the import path: Weighted and NewWeighted are this package's
-// Semaphore and a constructor that panics where New returns an error (at the
-// descriptor limit). Everything else behaves as x/sync documents it, with
+// Semaphore and a constructor that panics where New returns an error (on a
+// system without eventfd). Everything else behaves as x/sync documents it, with
 // the differences stated on each method.
 package semaphore
 

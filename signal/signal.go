@@ -4,7 +4,8 @@
 // A Signal counts notifications. Wait blocks until the count is above zero,
 // then returns it and resets it to zero in one step: notifications that
 // arrive while nobody waits are summed, never lost, and each one is
-// delivered exactly once. This is an eventfd in counter mode; a C or Python
+// delivered exactly once. The count lives in the process until the Signal
+// is first shared; then it is an eventfd in counter mode, and a C or Python
 // process holding the descriptor notifies with write(2) of an 8-byte count
 // and waits with poll(2) and read(2), and the kernel itself can notify
 // through one (Linux AIO's IOCB_FLAG_RESFD, io_uring's registered eventfd,
