@@ -66,6 +66,78 @@ func CheckAdopt(t *testing.T, kind, flags uint8, init uint32, semaphore bool,
 	if msg := PanicMessage(func() { a, err = adopt(f) }); msg != "" {
 		t.Fatalf("kind %d, flags %d: FromFile panicked: %s", kind, flags, msg)
 	}
+	a = checkAdoptResult(t, kind, flags, init, semaphore, a, err, notEventfd, wrongMode)
+	if a != nil {
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	if after := len(OpenFDs(t)); after != before {
+		t.Fatalf("kind %d, flags %d: %d descriptors open after FromFile and Close, %d before", kind, flags, after, before)
+	}
+}
+
+func makeKind(t *testing.T, kind, flags uint8, init uint32, semaphore bool) *os.File {
+	t.Helper()
+	fd, err := openKind(t, kind, init, semaphore)
+	if err != nil {
+		t.Fatalf("making descriptor kind %d: %v", kind, err)
+	}
+	if err := unix.SetNonblock(fd, flags&FlagNonblock != 0); err != nil {
+		t.Fatal(err)
+	}
+	cloexec := 0
+	if flags&FlagCloexec != 0 {
+		cloexec = unix.FD_CLOEXEC
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, cloexec); err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "adopt")
+	if kind == KindClosed {
+		f.Close()
+	}
+	return f
+}
+
+// openKind opens a descriptor of the given kind.
+func openKind(t *testing.T, kind uint8, init uint32, semaphore bool) (int, error) {
+	switch kind {
+	case KindEventfdCounter:
+		return unix.Eventfd(uint(init), 0)
+	case KindEventfdSemaphore:
+		return unix.Eventfd(uint(init), unix.EFD_SEMAPHORE)
+	case KindPipe:
+		var p [2]int
+		err := unix.Pipe(p[:])
+		if err == nil {
+			unix.Close(p[1])
+		}
+		return p[0], err
+	case KindSocket:
+		return unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	case KindRegularFile:
+		return unix.Open(filepath.Join(t.TempDir(), "regular"), unix.O_RDWR|unix.O_CREAT, 0o600)
+	case KindDevNull:
+		return unix.Open("/dev/null", unix.O_RDWR, 0)
+	case KindMemfd:
+		return unix.MemfdCreate("adopt", 0)
+	case KindEpoll:
+		return unix.EpollCreate1(0)
+	}
+	// KindClosed: an eventfd of the right mode, closed once it is a file.
+	mode := 0
+	if semaphore {
+		mode = unix.EFD_SEMAPHORE
+	}
+	return unix.Eventfd(uint(init), mode)
+}
+
+// checkAdoptResult checks what adopting a descriptor of the given kind
+// returned (see CheckAdopt), and returns the handle still to be closed.
+func checkAdoptResult(t *testing.T, kind, flags uint8, init uint32, semaphore bool, a Adopted, err, notEventfd, wrongMode error) Adopted {
+	t.Helper()
 	right := KindEventfdCounter
 	if semaphore {
 		right = KindEventfdSemaphore
@@ -85,6 +157,17 @@ func CheckAdopt(t *testing.T, kind, flags uint8, init uint32, semaphore bool,
 	case err == nil:
 		a.Close()
 		t.Fatalf("kind %d, flags %d: FromFile succeeded", kind, flags)
+	default:
+		checkAdoptError(t, kind, flags, err, notEventfd, wrongMode)
+	}
+	return a
+}
+
+// checkAdoptError checks the error of adopting a descriptor of the given
+// kind that is not an eventfd of the right mode.
+func checkAdoptError(t *testing.T, kind, flags uint8, err, notEventfd, wrongMode error) {
+	t.Helper()
+	switch {
 	case kind == KindClosed:
 		if !errors.Is(err, os.ErrClosed) {
 			t.Fatalf("FromFile of a closed file: %v, want os.ErrClosed", err)
@@ -98,67 +181,4 @@ func CheckAdopt(t *testing.T, kind, flags uint8, init uint32, semaphore bool,
 			t.Fatalf("kind %d, flags %d: FromFile of a non-eventfd: %v, want ErrNotEventfd", kind, flags, err)
 		}
 	}
-	if a != nil {
-		if err := a.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.Close()
-	if after := len(OpenFDs(t)); after != before {
-		t.Fatalf("kind %d, flags %d: %d descriptors open after FromFile and Close, %d before", kind, flags, after, before)
-	}
-}
-
-func makeKind(t *testing.T, kind, flags uint8, init uint32, semaphore bool) *os.File {
-	t.Helper()
-	var (
-		fd  int
-		err error
-	)
-	switch kind {
-	case KindEventfdCounter:
-		fd, err = unix.Eventfd(uint(init), 0)
-	case KindEventfdSemaphore:
-		fd, err = unix.Eventfd(uint(init), unix.EFD_SEMAPHORE)
-	case KindPipe:
-		var p [2]int
-		if err = unix.Pipe(p[:]); err == nil {
-			unix.Close(p[1])
-			fd = p[0]
-		}
-	case KindSocket:
-		fd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	case KindRegularFile:
-		fd, err = unix.Open(filepath.Join(t.TempDir(), "regular"), unix.O_RDWR|unix.O_CREAT, 0o600)
-	case KindDevNull:
-		fd, err = unix.Open("/dev/null", unix.O_RDWR, 0)
-	case KindMemfd:
-		fd, err = unix.MemfdCreate("adopt", 0)
-	case KindEpoll:
-		fd, err = unix.EpollCreate1(0)
-	case KindClosed:
-		mode := 0
-		if semaphore {
-			mode = unix.EFD_SEMAPHORE
-		}
-		fd, err = unix.Eventfd(uint(init), mode)
-	}
-	if err != nil {
-		t.Fatalf("making descriptor kind %d: %v", kind, err)
-	}
-	if err := unix.SetNonblock(fd, flags&FlagNonblock != 0); err != nil {
-		t.Fatal(err)
-	}
-	cloexec := 0
-	if flags&FlagCloexec != 0 {
-		cloexec = unix.FD_CLOEXEC
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, cloexec); err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(fd), "adopt")
-	if kind == KindClosed {
-		f.Close()
-	}
-	return f
 }
