@@ -25,7 +25,8 @@ func ExampleSemaphore() {
 	var wg sync.WaitGroup
 	for range 10 {
 		if err := sem.Acquire(ctx, 1); err != nil {
-			log.Fatal(err)
+			log.Print(err)
+			return
 		}
 		wg.Go(func() {
 			defer sem.Release(1)
@@ -72,10 +73,12 @@ func ExampleSemaphore_PassTo() {
 
 	cmd := exec.Command("/path/to/worker")
 	if err := sem.PassTo(cmd, "jobs"); err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	for _, f := range cmd.ExtraFiles {
 		f.Close() // the child has its own copy now
@@ -86,4 +89,22 @@ func ExampleSemaphore_PassTo() {
 	//	...
 	//	if err := sem.Acquire(ctx, 1); err != nil { ... }
 	//	defer sem.Release(1)
+}
+
+// Code written for golang.org/x/sync/semaphore runs unchanged with this
+// package's import path: Weighted and NewWeighted are here.
+func ExampleNewWeighted() {
+	var sem *semaphore.Weighted = semaphore.NewWeighted(3)
+	defer sem.Close()
+
+	if err := sem.Acquire(context.Background(), 2); err != nil {
+		log.Print(err)
+		return
+	}
+	fmt.Println(sem.TryAcquire(2)) // only 1 is free
+	sem.Release(2)
+	fmt.Println(sem.TryAcquire(2))
+	// Output:
+	// false
+	// true
 }

@@ -38,7 +38,8 @@ func ExampleWaitGroup_WaitContext() {
 	for range 3 {
 		cmd := exec.Command("/path/to/worker") // calls waitgroup.Inherited("done"), then Done
 		if err := wg.PassTo(cmd, "done"); err != nil {
-			log.Fatal(err)
+			log.Print(err)
+			return
 		}
 		wg.Add(1)
 		if err := cmd.Start(); err != nil {
@@ -51,4 +52,16 @@ func ExampleWaitGroup_WaitContext() {
 	if err := wg.WaitContext(ctx); err != nil {
 		log.Print("workers still running: ", err)
 	}
+}
+
+// As with sync.WaitGroup, the zero value is ready to use.
+func ExampleWaitGroup_zeroValue() {
+	var wg waitgroup.WaitGroup
+	var done atomic.Int64
+	for range 4 {
+		wg.Go(func() { done.Add(1) })
+	}
+	wg.Wait()
+	fmt.Println(done.Load())
+	// Output: 4
 }

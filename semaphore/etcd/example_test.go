@@ -26,13 +26,15 @@ func Example() {
 
 	sem, err := etcdsem.New(cli, "/example/gpu", 2)
 	if err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	defer sem.Close() // gives back whatever this process still holds
 
 	ctx := context.Background()
 	if err := sem.Acquire(ctx, 1); err != nil {
-		log.Fatal(err) // ctx.Err(), or the lease or Semaphore ended: nothing was taken
+		log.Print(err) // ctx.Err(), or the lease or Semaphore ended: nothing was taken
+		return
 	}
 	free, _ := sem.Value()
 	fmt.Println("running a job; free slots:", free)
@@ -56,17 +58,20 @@ func ExampleSemaphore_Done() {
 
 	sem, err := etcdsem.New(cli, "/example/deploys", 1, etcdsem.WithTTL(5))
 	if err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	defer sem.Close()
 
 	ctx := context.Background()
 	if err := sem.Acquire(ctx, 1); err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	// Here the lease is revoked, as the cluster would expire it.
 	if _, err := cli.Revoke(ctx, sem.Lease()); err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	<-sem.Done()
 	fmt.Println("lease lost: stop the deploy")
