@@ -168,7 +168,9 @@ func (s *Semaphore) counter() *counter.Counter {
 // Taking n permits is n system calls, made once n are free; a very large
 // take stops between chunks of reads, giving back what it took, when ctx is
 // done or s is closed. Before it queues, an Acquire that finds no permit
-// tries again a few times, yielding the processor between tries.
+// tries again a few times, yielding the processor between tries (a weighted
+// one on a shared Semaphore does not: each try would cost three system
+// calls).
 func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	if n < 0 {
 		panic("semaphore: Acquire with negative n")
@@ -192,8 +194,14 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 		if n > 1 {
 			stop = ctxStopper{ctx}
 		}
+		tries := spinTakes
+		if n > 1 && c.FD() != nil {
+			// A weighted take on a shared count reads /proc first: trying
+			// again would cost three system calls a try.
+			tries = 0
+		}
 		ok, err := c.Take(uint64(n), stop)
-		for i := 0; !ok && err == nil && i < spinTakes && !q.Busy(); i++ {
+		for i := 0; !ok && err == nil && i < tries && !q.Busy(); i++ {
 			runtime.Gosched()
 			ok, err = c.Take(uint64(n), stop)
 		}
@@ -223,8 +231,9 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 // or two processes, is then taken without parking and waking anybody, which
 // is several times faster than any wakeup; a wait that lasts longer pays
 // these tries once (a few microseconds of CPU, and the system calls of a
-// shared Semaphore). Tries stop as soon as a goroutine of this process is
-// queued, so that nobody overtakes the queue.
+// shared Semaphore; a weighted request on a shared Semaphore, whose take
+// reads /proc first, does not try again). Tries stop as soon as a
+// goroutine of this process is queued, so that nobody overtakes the queue.
 const spinTakes = 20
 
 // ctxStopper stops a long take when its context is done.

@@ -157,26 +157,23 @@ func (c *Counter) post(n uint64, saturate bool) error {
 
 // Pending reports whether the count is above zero, without taking it.
 func (c *Counter) Pending() (bool, error) {
-	v, err := c.peek(func(fd *eventfd.FD) (uint64, error) {
-		pending, err := fd.Pending()
-		if pending {
-			return 1, err
-		}
-		return 0, err
-	})
-	return v > 0, err
+	fd, local := c.inProcess()
+	if !local {
+		return fd.Pending()
+	}
+	defer c.mu.Unlock()
+	if c.closed {
+		return false, os.ErrClosed
+	}
+	return c.local > 0, nil
 }
 
 // Value reports the count: once shared, as the kernel reports it in
 // /proc/self/fdinfo.
 func (c *Counter) Value() (uint64, error) {
-	return c.peek((*eventfd.FD).Value)
-}
-
-func (c *Counter) peek(shared func(*eventfd.FD) (uint64, error)) (uint64, error) {
 	fd, local := c.inProcess()
 	if !local {
-		return shared(fd)
+		return fd.Value()
 	}
 	defer c.mu.Unlock()
 	if c.closed {

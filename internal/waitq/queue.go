@@ -613,10 +613,3 @@ func (q *Queue) Retries() bool {
 	defer q.mu.Unlock()
 	return q.retry != nil
 }
-
-// FD returns the descriptor the queue watches, or nil before Share.
-func (q *Queue) FD() *eventfd.FD {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.watch
-}
