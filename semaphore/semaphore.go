@@ -33,9 +33,12 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/eventsync/eventsync/internal/counter"
 	"github.com/eventsync/eventsync/internal/eventfd"
+	"github.com/eventsync/eventsync/internal/member"
 	"github.com/eventsync/eventsync/internal/race"
 	"github.com/eventsync/eventsync/internal/share"
 )
@@ -68,20 +71,48 @@ var (
 // A Release synchronizes before the Acquire or TryAcquire that it serves,
 // in the sense of the Go memory model, as with x/sync.
 //
-// Permits are not tied to the process that holds them: eventfd has no
-// SEM_UNDO, so permits held by a process that dies are lost to everyone.
-// Release them before exiting, and size the semaphore for crashes you expect.
+// # When a process dies
 //
-// A Semaphore that becomes unreachable closes its descriptor; Close does it
+// Every Go process that holds a shared Semaphore is a member: what it has
+// acquired and not released is recorded, and when it dies, for any reason,
+// another member gives those permits back. A member's holdings are the
+// permits it acquired minus those it released, never below zero and never
+// above the size, n of New or NewWeighted: a Release beyond them hands
+// permits to somebody else (a Semaphore used to signal, or permits handed
+// between processes) and is nobody's holding; nothing acquired beyond the
+// size comes back either. So a crash never makes a permit. A process killed
+// between the system call that takes or gives permits and the record of it
+// loses those permits: that window is one system call wide, and Holdings
+// counts what was in flight. C and Python peers that hold only the eventfd,
+// and Semaphores adopted with FromFile, are outside the record. See the
+// README's "When a process dies".
+//
+// A Semaphore that becomes unreachable closes its descriptors; Close does it
 // at once.
 type Semaphore struct {
 	c       *counter.Counter // see package counter
+	ms      *membership
+	size    int64 // the permits the record covers
+	strict  bool  // made by NewWeighted: x/sync's rules on size and Release
 	cleanup runtime.Cleanup
 }
 
-// kind describes a Semaphore to the sharing protocols. Its ID is part of the
-// wire format.
-var kind = share.Kind{Name: "semaphore", Type: "Semaphore", ID: 1, Modes: []eventfd.Mode{eventfd.Semaphore}}
+// membership is s's place in the record of its members, made when s is
+// first shared.
+type membership struct {
+	mu      sync.Mutex
+	m       atomic.Pointer[member.Member]
+	watched bool
+	// closed is closed by Close; a request larger than a NewWeighted
+	// Semaphore's size waits on it and on its context only.
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// kind describes a Semaphore to the sharing protocols: its permits, the
+// roster that members write to when they join, and the record of members.
+// Its ID is part of the wire format.
+var kind = share.Kind{Name: "semaphore", Type: "Semaphore", ID: 1, Modes: []eventfd.Mode{eventfd.Semaphore, eventfd.Counter}, Record: true}
 
 // New returns a Semaphore with n free permits. n may exceed 2^32-1. New
 // returns an error wrapping os.ErrInvalid if n is negative, and one
@@ -99,10 +130,14 @@ func New(n int64) (*Semaphore, error) {
 	if err := eventfd.Supported(eventfd.Semaphore); err != nil {
 		return nil, fmt.Errorf("semaphore: New: %w", err)
 	}
-	s := newSemaphore(nil, uint64(n))
+	return newLocal(n, false, "New")
+}
+
+func newLocal(n int64, strict bool, op string) (*Semaphore, error) {
+	s := newSemaphore(nil, n, strict)
 	if shareAtNew {
-		if _, err := s.c.Share(); err != nil {
-			return nil, fmt.Errorf("semaphore: New: %w", err)
+		if _, _, err := s.share(); err != nil {
+			return nil, fmt.Errorf("semaphore: %s: %w", op, err)
 		}
 	}
 	return s, nil
@@ -126,25 +161,143 @@ var shareAtNew bool
 // FromFile sets O_NONBLOCK on the descriptor. The flag belongs to the open
 // file description, so every process holding it sees the change: a C peer
 // must poll(2) before it reads (see the README). A Semaphore adopted this
-// way keeps every guarantee of one made by New.
+// way keeps every guarantee of one made by New but one: its size is not
+// known, so what this process holds is not recorded, and permits it holds
+// when it dies are not given back (see "When a process dies" above).
 func FromFile(f *os.File) (*Semaphore, error) {
 	fd, err := eventfd.Adopt(f, eventfd.Semaphore)
 	if err != nil {
 		return nil, fmt.Errorf("semaphore: FromFile: %w", err)
 	}
-	return newSemaphore(fd, 0), nil
+	return newSemaphore(fd, 0, false), nil
 }
 
 // newSemaphore returns a Semaphore on fd, or with n permits in the process
-// if fd is nil.
-func newSemaphore(fd *eventfd.FD, n uint64) *Semaphore {
-	s := &Semaphore{c: counter.New(n, eventfd.Semaphore)}
+// if fd is nil; n is also the size its record will cover.
+func newSemaphore(fd *eventfd.FD, n int64, strict bool) *Semaphore {
+	s := &Semaphore{ms: &membership{}, size: n, strict: strict}
+	if strict {
+		s.ms.closed = make(chan struct{})
+		s.c = counter.NewLimited(uint64(n), uint64(n), eventfd.Semaphore)
+	} else {
+		s.c = counter.New(uint64(n), eventfd.Semaphore)
+	}
 	if fd != nil {
 		s.c = counter.Shared(fd)
 	}
 	// Nobody can be waiting on a Semaphore that is collected.
-	s.cleanup = runtime.AddCleanup(s, func(c *counter.Counter) { _ = c.Close() }, s.c)
+	s.cleanup = runtime.AddCleanup(s, func(h closer) { _ = h.close() }, closer{s.c, s.ms})
 	return s
+}
+
+// fromParts returns the Semaphore that Inherited or Receive got: this
+// process joins its record as a member holding nothing.
+func fromParts(p share.Parts) (*Semaphore, error) {
+	permits, roster := p.FDs[0], p.FDs[1]
+	rec, err := member.Adopt(p.Record, roster)
+	if err != nil {
+		permits.Close()
+		return nil, err
+	}
+	m, err := rec.Join(0)
+	if err != nil {
+		rec.Close()
+		permits.Close()
+		return nil, err
+	}
+	if rec.Size() > 0 {
+		permits.SetLedger(m)
+	}
+	s := newSemaphore(permits, rec.Size(), rec.Strict())
+	s.ms.m.Store(m)
+	if _, _, err := s.share(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// share moves the permits into an eventfd if they live in the process,
+// makes the record of members if there is none yet, with this process in
+// it holding what its goroutines hold, and watches the other members.
+func (s *Semaphore) share() (*eventfd.FD, *member.Member, error) {
+	c := s.counter()
+	ms := s.ms
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	m := ms.m.Load()
+	fd, err := c.ShareWith(func(fd *eventfd.FD, free uint64) error {
+		// The permits not free are held by this process's goroutines.
+		held := s.size - int64(min(free, uint64(s.size)))
+		joined, err := s.join(held)
+		if err != nil {
+			return err
+		}
+		if s.size > 0 {
+			fd.SetLedger(joined)
+		}
+		m = joined
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if m == nil {
+		// Adopted with FromFile: a record covering no permits, so that
+		// members can still be told of each other.
+		if m, err = s.join(0); err != nil {
+			return nil, nil, err
+		}
+	}
+	ms.m.Store(m)
+	if !ms.watched {
+		if err := m.Watch(fd, c.Queue().Serve); err != nil {
+			return nil, nil, err
+		}
+		ms.watched = true
+	}
+	return fd, m, nil
+}
+
+// join makes a record covering s's size and joins it holding held.
+func (s *Semaphore) join(held int64) (*member.Member, error) {
+	rec, err := member.Create(s.size, s.strict)
+	if err != nil {
+		return nil, err
+	}
+	m, err := rec.Join(held)
+	if err != nil {
+		rec.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// closer is what Close and the cleanup of an unreachable Semaphore close.
+type closer struct {
+	c  *counter.Counter
+	ms *membership
+}
+
+// close leaves the record after the descriptor is closed, having stopped
+// watching before, so that no reclaim writes to a closing descriptor.
+func (h closer) close() error {
+	h.ms.mu.Lock()
+	m := h.ms.m.Load()
+	h.ms.mu.Unlock()
+	if m != nil {
+		m.Unwatch()
+	}
+	err := h.c.Close()
+	if err == nil {
+		if m != nil {
+			m.Leave()
+		}
+		if h.ms.closed != nil {
+			h.ms.closeOnce.Do(func() { close(h.ms.closed) })
+		}
+	}
+	return err
 }
 
 // counter returns s's count, or panics if s was not made by a constructor.
@@ -187,6 +340,16 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 			return errClosed("Acquire")
 		}
 		return nil
+	}
+	if s.strict && n > s.size {
+		// As x/sync: a request that can never be served waits for its
+		// context alone, holding up nobody.
+		select {
+		case <-done:
+			return ctx.Err()
+		case <-s.ms.closed:
+			return errClosed("Acquire")
+		}
 	}
 	q := c.Queue()
 	if !q.Busy() {
@@ -266,9 +429,14 @@ func (s *Semaphore) TryAcquire(n int64) bool {
 // n < 0, if the Semaphore is closed, or if the counter would pass
 // 0xfffffffffffffffe, the most an eventfd holds; it never blocks, unless a
 // process holding the descriptor has cleared O_NONBLOCK on it and the counter
-// is full (see the README's limits). Unlike x/sync, Release
-// cannot tell permits that were never acquired from permits that were: the
-// counter simply grows.
+// is full (see the README's limits).
+//
+// On a Semaphore made by NewWeighted, Release panics, as x/sync's does, when
+// n is more than this process holds ("semaphore: released more than held").
+// On one made by New, such a Release is allowed: it gives permits this
+// process did not acquire — for another process, or to signal — and the
+// counter simply grows; what goes beyond this process's holdings is not
+// anybody's holding (see "When a process dies").
 func (s *Semaphore) Release(n int64) {
 	if n < 0 {
 		panic("semaphore: Release with negative n")
@@ -283,6 +451,8 @@ func (s *Semaphore) Release(n int64) {
 	race.ReleaseMerge(c.Race())
 	switch err := c.Add(uint64(n)); err {
 	case nil:
+	case counter.ErrAboveLimit, member.ErrOverRelease:
+		panic("semaphore: released more than held")
 	case os.ErrClosed:
 		panic("semaphore: Release on closed Semaphore")
 	case eventfd.ErrOverflow:
@@ -308,7 +478,7 @@ func (s *Semaphore) Value() (uint64, error) {
 // affect s. It is close-on-exec: to hand it to a child, pass it in
 // exec.Cmd.ExtraFiles.
 func (s *Semaphore) File() (*os.File, error) {
-	fd, err := s.counter().Share()
+	fd, _, err := s.share()
 	if err != nil {
 		return nil, opError("File", err)
 	}
@@ -324,7 +494,7 @@ func (s *Semaphore) File() (*os.File, error) {
 // processes holding the eventfd are not affected. Close returns an error
 // wrapping os.ErrClosed if s is already closed.
 func (s *Semaphore) Close() error {
-	if err := s.counter().Close(); err != nil {
+	if err := (closer{s.counter(), s.ms}).close(); err != nil {
 		return opError("Close", err)
 	}
 	s.cleanup.Stop()
@@ -342,4 +512,49 @@ func opError(op string, err error) error {
 		return errClosed(op)
 	}
 	return fmt.Errorf("semaphore: %s: %w", op, err)
+}
+
+// Holdings is what the record of a Semaphore's members says, for metrics.
+// It is read from memory shared by the members: no system call per member.
+type Holdings struct {
+	// Size is the number of permits the record covers: n of New or
+	// NewWeighted, 0 for a Semaphore adopted with FromFile.
+	Size int64
+	// Held is the number of permits the members hold now.
+	Held uint64
+	// Holders is the number of member processes holding at least one
+	// permit, and Members the number of member processes.
+	Holders, Members int
+	// Reclaims is the number of members that died and whose holdings
+	// were given back; Reclaimed is the number of permits given back.
+	Reclaims, Reclaimed uint64
+	// InFlight is the number of permits that members were taking or
+	// giving, in the system call that does it, as they died: each may
+	// have been lost (see "When a process dies").
+	InFlight uint64
+}
+
+// Holdings reports what the members of s hold. Before s is first shared,
+// this process is its one member, and its goroutines hold what is not free.
+func (s *Semaphore) Holdings() (Holdings, error) {
+	c := s.counter()
+	if m := s.ms.m.Load(); m != nil {
+		if c.Closed() {
+			return Holdings{}, errClosed("Holdings")
+		}
+		st := m.Record().Stats()
+		return Holdings{
+			Size: st.Size, Held: st.Held, Holders: st.Holders, Members: st.Members,
+			Reclaims: st.Reclaims, Reclaimed: st.Reclaimed, InFlight: st.Uncertain,
+		}, nil
+	}
+	free, err := c.Value()
+	if err != nil {
+		return Holdings{}, opError("Holdings", err)
+	}
+	h := Holdings{Size: s.size, Members: 1}
+	if uint64(s.size) > free {
+		h.Held, h.Holders = uint64(s.size)-free, 1
+	}
+	return h, nil
 }

@@ -1,6 +1,7 @@
 package semaphore
 
 import (
+	"fmt"
 	"os/exec"
 	"syscall"
 
@@ -34,11 +35,11 @@ var (
 // open in this process until cmd is garbage collected; close the files in
 // cmd.ExtraFiles after cmd.Start to release it at once.
 func (s *Semaphore) PassTo(cmd *exec.Cmd, name string) error {
-	fd, err := s.counter().Share()
+	fd, m, err := s.share()
 	if err != nil {
 		return opError("PassTo", err)
 	}
-	return share.PassTo(cmd, name, kind, fd)
+	return share.PassTo(cmd, name, kind, fd, m.Record().Roster(), m.Record())
 }
 
 // Inherited returns the Semaphore that the parent passed under name with
@@ -49,21 +50,25 @@ func (s *Semaphore) PassTo(cmd *exec.Cmd, name string) error {
 // otherwise, or ErrTaken if it was already called for name. The descriptor
 // is made close-on-exec again.
 func Inherited(name string) (*Semaphore, error) {
-	fds, err := share.Inherited(name, kind)
+	p, err := share.Inherited(name, kind)
 	if err != nil {
 		return nil, err
 	}
-	return newSemaphore(fds[0], 0), nil
+	s, err := fromParts(p)
+	if err != nil {
+		return nil, fmt.Errorf("semaphore: Inherited: %q: %w", name, err)
+	}
+	return s, nil
 }
 
 // Send passes s over conn, a Unix socket such as a *net.UnixConn, with
 // SCM_RIGHTS, to a process that calls Receive.
 func (s *Semaphore) Send(conn syscall.Conn) error {
-	fd, err := s.counter().Share()
+	fd, m, err := s.share()
 	if err != nil {
 		return opError("Send", err)
 	}
-	return share.Send(conn, kind, fd)
+	return share.Send(conn, kind, fd, m.Record().Roster(), m.Record())
 }
 
 // Receive reads one Semaphore sent with Send from conn, a Unix socket. The
@@ -71,9 +76,13 @@ func (s *Semaphore) Send(conn syscall.Conn) error {
 // Send is an error wrapping ErrWrongKind or ErrMalformed, and every
 // descriptor that came with it is closed.
 func Receive(conn syscall.Conn) (*Semaphore, error) {
-	fds, err := share.Receive(conn, kind)
+	p, err := share.Receive(conn, kind)
 	if err != nil {
 		return nil, err
 	}
-	return newSemaphore(fds[0], 0), nil
+	s, err := fromParts(p)
+	if err != nil {
+		return nil, fmt.Errorf("semaphore: Receive: %w", err)
+	}
+	return s, nil
 }

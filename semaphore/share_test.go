@@ -302,7 +302,8 @@ func TestWaitingAcquireHoldsNothing(t *testing.T) {
 }
 
 // A child killed while it holds a permit, and one killed while it waits:
-// everyone else goes on, and only the held permit is lost.
+// everyone else goes on, and the held permit comes back, serving the
+// Acquire(3) that waited for it.
 func TestKilledChildren(t *testing.T) {
 	s := newSem(t, 3)
 	holder := testutil.Child(t, "hold", "sem", "1")
@@ -323,21 +324,28 @@ func TestKilledChildren(t *testing.T) {
 	go func() { acquired <- s.Acquire(context.Background(), 3) }()
 	blocked(t, s, 1)
 
-	testutil.Kill(t, holder, waiter)
-	if v := value(t, s); v != 2 {
-		t.Fatalf("Value = %d after the holder of 1 of 3 died, want 2", v)
-	}
-	select {
-	case err := <-acquired:
-		t.Fatalf("Acquire(3) returned %v with 2 free", err)
-	default:
-	}
-	s.Release(1) // replaces the lost permit
+	// The waiter first, and once a survivor (this process or the holder)
+	// has reclaimed it, the holder: so that no reclaimer dies mid-reclaim
+	// and the counts below are exact.
+	testutil.Kill(t, waiter)
+	testutil.Eventually(t, "the waiter is reclaimed", func() bool {
+		h, err := s.Holdings()
+		return err == nil && h.Reclaims == 1
+	})
+	testutil.Kill(t, holder)
 	if err := <-acquired; err != nil {
+		t.Fatalf("Acquire(3) after the holder of 1 of 3 died: %v", err)
+	}
+	h, err := s.Holdings()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if v := value(t, s); v != 0 {
-		t.Fatalf("Value = %d, want 0", v)
+	if h.Reclaims != 2 || h.Reclaimed != 1 || h.InFlight != 0 || h.Held != 3 || h.Holders != 1 || h.Members != 1 {
+		t.Fatalf("Holdings = %+v, want 2 members reclaimed, 1 permit given back, this process holding 3", h)
+	}
+	s.Release(3)
+	if v := value(t, s); v != 3 {
+		t.Fatalf("Value = %d, want 3", v)
 	}
 }
 
@@ -387,7 +395,8 @@ func TestGrandchildrenSeeOnlyWhatIsPassed(t *testing.T) {
 	testutil.Start(t, cmd)
 	// The variable is gone from the environment once read: a process the
 	// leaf starts with os.Environ() is not told of descriptors it lacks.
-	out.Expect(`leaf sees 1 eventfds, env ""`)
+	// A Semaphore is two eventfds (its permits and its roster) and a record.
+	out.Expect(`leaf sees 2 eventfds, env ""`)
 	out.Expect(`leaf sees 0 eventfds, env ""`)
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
@@ -428,7 +437,8 @@ entries = {}
 for e in os.environ["EVENTSYNC_FDS"].split():
     name, kind, fds = e.split(":")
     entries[name] = (kind, [int(fd) for fd in fds.split(",")])
-kind, (fd,) = entries["jobs"]
+kind, fds = entries["jobs"]
+fd = fds[0]                          # the permits; the rest is ours
 assert kind == "semaphore", kind
 while True:
     try:
@@ -467,15 +477,18 @@ func TestInheritedErrors(t *testing.T) {
 	for _, c := range []struct{ env, name, want string }{
 		{"sig:signal:3 bad:semaphore:x", "sig", "ErrMalformed"},
 		{"sig:signal:3", "sig", "ErrWrongKind"},
-		{"sem:semaphore:3", "sem", "ErrWrongMode"},
-		{"sem:semaphore:3", "other", "ErrNotInherited"},
-		{"sem:semaphore:999", "sem", "ErrClosed"}, // not open: nothing is passed as 999
+		{"sem:semaphore:3,4,5", "sem", "ErrWrongMode"},
+		{"sem:semaphore:3,4,5", "other", "ErrNotInherited"},
+		{"sem:semaphore:999,998,997", "sem", "ErrClosed"}, // not open: nothing is passed as 999
 	} {
 		if c.want == "ErrWrongMode" && !kernel.ModeInFdinfo() {
 			continue // the mode is taken on trust on this kernel
 		}
-		f := os.NewFile(uintptr(mustDup(t, counter)), "counter")
-		cmd := testutil.ChildWithEnv(t, c.env, []*os.File{f}, "inherited-error", c.name, c.want)
+		var files []*os.File
+		for range 3 {
+			files = append(files, os.NewFile(uintptr(mustDup(t, counter)), "counter"))
+		}
+		cmd := testutil.ChildWithEnv(t, c.env, files, "inherited-error", c.name, c.want)
 		testutil.Start(t, cmd)
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("EVENTSYNC_FDS=%q, Inherited(%q): want %s: child: %v", c.env, c.name, c.want, err)

@@ -49,11 +49,11 @@ func (s *Signal) PassTo(cmd *exec.Cmd, name string) error {
 // otherwise, or ErrTaken if it was already called for name. The descriptor
 // is made close-on-exec again.
 func Inherited(name string) (*Signal, error) {
-	fds, err := share.Inherited(name, kind)
+	p, err := share.Inherited(name, kind)
 	if err != nil {
 		return nil, err
 	}
-	return newSignal(fds[0]), nil
+	return newSignal(p.FDs[0]), nil
 }
 
 // Send passes s over conn, a Unix socket such as a *net.UnixConn, with
@@ -71,9 +71,9 @@ func (s *Signal) Send(conn syscall.Conn) error {
 // Send is an error wrapping ErrWrongKind or ErrMalformed, and every
 // descriptor that came with it is closed.
 func Receive(conn syscall.Conn) (*Signal, error) {
-	fds, err := share.Receive(conn, kind)
+	p, err := share.Receive(conn, kind)
 	if err != nil {
 		return nil, err
 	}
-	return newSignal(fds[0]), nil
+	return newSignal(p.FDs[0]), nil
 }

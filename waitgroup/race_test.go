@@ -66,7 +66,8 @@ func TestDoneRacingClose(t *testing.T) {
 func adoptHandle(t *testing.T, wg *WaitGroup) *WaitGroup {
 	t.Helper()
 	var fds []*eventfd.FD
-	for i, fd := range wg.shared().list() {
+	f := wg.shared()
+	for i, fd := range []*eventfd.FD{f.count, f.zero, f.waiting} {
 		f, err := fd.Dup()
 		if err != nil {
 			t.Fatal(err)

@@ -57,11 +57,11 @@ func (wg *WaitGroup) PassTo(cmd *exec.Cmd, name string) error {
 // ErrWrongMode otherwise, or ErrTaken if it was already called for name. The
 // descriptors are made close-on-exec again.
 func Inherited(name string) (*WaitGroup, error) {
-	fds, err := share.Inherited(name, kind)
+	p, err := share.Inherited(name, kind)
 	if err != nil {
 		return nil, err
 	}
-	return fromFDs(fds), nil
+	return fromFDs(p.FDs), nil
 }
 
 // Send passes wg over conn, a Unix socket such as a *net.UnixConn, with
@@ -79,11 +79,11 @@ func (wg *WaitGroup) Send(conn syscall.Conn) error {
 // Send is an error wrapping ErrWrongKind or ErrMalformed, and every
 // descriptor that came with it is closed.
 func Receive(conn syscall.Conn) (*WaitGroup, error) {
-	fds, err := share.Receive(conn, kind)
+	p, err := share.Receive(conn, kind)
 	if err != nil {
 		return nil, err
 	}
-	return fromFDs(fds), nil
+	return fromFDs(p.FDs), nil
 }
 
 func fromFDs(list []*eventfd.FD) *WaitGroup {

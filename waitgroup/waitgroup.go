@@ -117,7 +117,7 @@ type fds struct {
 	waiting *eventfd.FD // processes with goroutines waiting; semaphore mode
 }
 
-func (f *fds) list() []*eventfd.FD { return []*eventfd.FD{f.count, f.zero, f.waiting} }
+func (f *fds) list() []share.Exporter { return []share.Exporter{f.count, f.zero, f.waiting} }
 
 // kind describes a WaitGroup to the sharing protocols: its counter, its
 // "reached zero" eventfd and its count of waiting processes, in that order.

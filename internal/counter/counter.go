@@ -33,12 +33,24 @@ type Counter struct {
 
 	mu     sync.Mutex
 	local  uint64
+	limit  uint64 // the most local may hold
 	closed bool
 }
 
+// ErrAboveLimit refuses a post that would take a count above its limit
+// (see NewLimited).
+var ErrAboveLimit = errors.New("count above its limit")
+
 // New returns a Counter holding init in the process.
 func New(init uint64, mode eventfd.Mode) *Counter {
-	c := &Counter{local: init, mode: mode}
+	return NewLimited(init, eventfd.MaxCount, mode)
+}
+
+// NewLimited returns a Counter holding init in the process, whose posts
+// fail with ErrAboveLimit while the count lives in the process and would
+// pass limit.
+func NewLimited(init, limit uint64, mode eventfd.Mode) *Counter {
+	c := &Counter{local: init, limit: limit, mode: mode}
 	c.q = waitq.New(nil, (*policy)(c))
 	return c
 }
@@ -142,8 +154,11 @@ func (c *Counter) post(n uint64, saturate bool) error {
 	case c.closed:
 		c.mu.Unlock()
 		return os.ErrClosed
-	case n <= eventfd.MaxCount && c.local <= eventfd.MaxCount-n:
+	case n <= c.limit && c.local <= c.limit-n:
 		c.local += n
+	case c.limit < eventfd.MaxCount:
+		c.mu.Unlock()
+		return ErrAboveLimit
 	case saturate:
 		c.local = eventfd.MaxCount
 	default:
@@ -197,6 +212,13 @@ func (c *Counter) Closed() bool {
 // count then stays where it was. Waiters queued before the move keep their
 // place: the queue's poller serves them from the eventfd.
 func (c *Counter) Share() (*eventfd.FD, error) {
+	return c.ShareWith(nil)
+}
+
+// ShareWith is Share that, when it moves the count, calls prepare with the
+// new eventfd and the count it holds, before any other goroutine can use
+// the eventfd; if prepare fails, the count stays in the process.
+func (c *Counter) ShareWith(prepare func(fd *eventfd.FD, count uint64) error) (*eventfd.FD, error) {
 	fd, local := c.inProcess()
 	if !local {
 		return fd, nil
@@ -209,6 +231,13 @@ func (c *Counter) Share() (*eventfd.FD, error) {
 	if err != nil {
 		c.mu.Unlock()
 		return nil, err
+	}
+	if prepare != nil {
+		if err := prepare(fd, c.local); err != nil {
+			c.mu.Unlock()
+			fd.Close()
+			return nil, err
+		}
 	}
 	c.local = 0
 	c.fd.Store(fd)

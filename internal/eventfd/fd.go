@@ -41,7 +41,31 @@ type FD struct {
 	// shared is set once another holder may have the description: from
 	// then on reads use RWF_NOWAIT.
 	shared atomic.Bool
+
+	// ledger, when set, is told of every take and give of a Semaphore-mode
+	// counter, around the system call that makes it (see Ledger).
+	ledger Ledger
 }
+
+// A Ledger records what this process takes from and gives to a counter, so
+// that what it holds when it dies can be given back by another process.
+//
+// Its calls bracket each system call, under the descriptor's lock: Close
+// waits for them. Taking(n) and Took(n, got) surround one read that may
+// take n; Giving(n) and Gave surround one write of n. Giving returns what it
+// struck from the holdings, which Gave puts back if the write failed, or an
+// error that refuses the give (a Semaphore that tells permits never
+// acquired from those that were): the write is then not made.
+type Ledger interface {
+	Taking(n uint64)
+	Took(n, got uint64)
+	Giving(n uint64) (debit uint64, err error)
+	Gave(n, debit uint64, written bool)
+}
+
+// SetLedger makes l the ledger of fd's takes and gives. Call it before fd
+// is used by more than one goroutine.
+func (fd *FD) SetLedger(l Ledger) { fd.ledger = l }
 
 func newFD(sysfd int, mode Mode, shared bool) *FD {
 	fd := &FD{sysfd: sysfd, mode: mode}
@@ -143,7 +167,7 @@ func (fd *FD) Take(n uint64, stop Stopper) (bool, error) {
 	}
 	shared := fd.shared.Load()
 	if n == 1 {
-		v, err := sysRead(fd.sysfd, shared)
+		v, err := fd.read1(shared)
 		return v != 0, err
 	}
 	if count, err := sysCount(fd.sysfd); err == nil && count < n {
@@ -154,11 +178,38 @@ func (fd *FD) Take(n uint64, stop Stopper) (bool, error) {
 		return true, nil
 	}
 	if got > 0 {
-		if err := sysWrite(fd.sysfd, got); err != nil {
+		if err := fd.writeLocked(got); err != nil {
 			return false, err
 		}
 	}
 	return false, halt
+}
+
+// read1 is one read of a Semaphore-mode counter, told to the ledger.
+func (fd *FD) read1(shared bool) (uint64, error) {
+	l := fd.ledger
+	if l == nil {
+		return sysRead(fd.sysfd, shared)
+	}
+	l.Taking(1)
+	v, err := sysRead(fd.sysfd, shared)
+	l.Took(1, v)
+	return v, err
+}
+
+// writeLocked is one write, told to the ledger, which may refuse it.
+func (fd *FD) writeLocked(v uint64) error {
+	l := fd.ledger
+	if l == nil {
+		return sysWrite(fd.sysfd, v)
+	}
+	debit, err := l.Giving(v)
+	if err != nil {
+		return err
+	}
+	err = sysWrite(fd.sysfd, v)
+	l.Gave(v, debit, err == nil)
+	return err
 }
 
 // takeLocked reads up to n, one at a time, and returns what it got and why
@@ -174,7 +225,7 @@ func (fd *FD) takeLocked(n uint64, shared bool, stop Stopper) (uint64, error) {
 				return got, ErrInterrupted
 			}
 		}
-		v, err := sysRead(fd.sysfd, shared)
+		v, err := fd.read1(shared)
 		if err != nil || v == 0 {
 			return got, err
 		}
@@ -184,8 +235,20 @@ func (fd *FD) takeLocked(n uint64, shared bool, stop Stopper) (uint64, error) {
 }
 
 // Write adds v to the counter without blocking. It returns ErrOverflow,
-// and adds nothing, when the sum would pass MaxCount.
+// and adds nothing, when the sum would pass MaxCount, or the ledger's error
+// if it refuses the give.
 func (fd *FD) Write(v uint64) error {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	if fd.closed {
+		return os.ErrClosed
+	}
+	return fd.writeLocked(v)
+}
+
+// Restore adds v to the counter for somebody else, outside the ledger: the
+// holdings of a member process that died.
+func (fd *FD) Restore(v uint64) error {
 	fd.mu.RLock()
 	defer fd.mu.RUnlock()
 	if fd.closed {
@@ -202,7 +265,7 @@ func (fd *FD) Saturate(v uint64) error {
 		return os.ErrClosed
 	}
 	for v > 0 {
-		err := sysWrite(fd.sysfd, v)
+		err := fd.writeLocked(v)
 		if err != ErrOverflow {
 			return err
 		}

@@ -26,8 +26,32 @@ type Kind struct {
 	// ID stands for the kind in a Send message. It is part of the wire
 	// format: never change or reuse one.
 	ID byte
-	// Modes lists the eventfds the type is made of, in order: three at most.
+	// Modes lists the eventfds the type is made of, in order.
 	Modes []eventfd.Mode
+	// Record says that a membership record (a memfd, see package member)
+	// follows the eventfds. Three descriptors at most in all.
+	Record bool
+}
+
+// count is how many descriptors the kind is made of.
+func (k Kind) count() int {
+	if k.Record {
+		return len(k.Modes) + 1
+	}
+	return len(k.Modes)
+}
+
+// An Exporter hands out a duplicate of its descriptor, which the caller
+// then owns: an *eventfd.FD, or a record.
+type Exporter interface {
+	Export() (int, error)
+}
+
+// Parts are the descriptors of a primitive that arrived: its eventfds, and
+// its record's descriptor (-1 if the kind has none), for the caller to own.
+type Parts struct {
+	FDs    []*eventfd.FD
+	Record int
 }
 
 // Errors of sharing, the same values in every public package.

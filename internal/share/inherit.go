@@ -59,51 +59,55 @@ func start(v string) {
 // against kind: each must have been open when the process started, be
 // claimed by no other name, and be an eventfd in the mode the kind says. It
 // makes them close-on-exec and non-blocking. A name can be taken once.
-func Inherited(name string, kind Kind) ([]*eventfd.FD, error) {
-	fds, err := inherited(name, kind)
+func Inherited(name string, kind Kind) (Parts, error) {
+	p, err := inherited(name, kind)
 	if err != nil {
-		return nil, fmt.Errorf("%s: Inherited: %w", kind.Name, err)
+		return Parts{}, fmt.Errorf("%s: Inherited: %w", kind.Name, err)
 	}
-	return fds, nil
+	return p, nil
 }
 
-func inherited(name string, kind Kind) ([]*eventfd.FD, error) {
+func inherited(name string, kind Kind) (Parts, error) {
 	inheritance.Lock()
 	defer inheritance.Unlock()
 	if !inheritance.ok {
-		return nil, fmt.Errorf("%q: %s was not set when this process started: %w", name, EnvVar, ErrNotInherited)
+		return Parts{}, fmt.Errorf("%q: %s was not set when this process started: %w", name, EnvVar, ErrNotInherited)
 	}
 	entries, err := parseEnv(inheritance.value)
 	if err != nil {
-		return nil, err
+		return Parts{}, err
 	}
 	i := slices.IndexFunc(entries, func(e entry) bool { return e.name == name })
 	if i < 0 {
-		return nil, fmt.Errorf("%q: %w", name, ErrNotInherited)
+		return Parts{}, fmt.Errorf("%q: %w", name, ErrNotInherited)
 	}
 	e := entries[i]
 	switch {
 	case e.kind != kind.Name:
-		return nil, fmt.Errorf("%q is a %s, not a %s: %w", name, e.kind, kind.Name, ErrWrongKind)
-	case len(e.fds) != len(kind.Modes):
-		return nil, fmt.Errorf("%q: a %s has %d descriptors, not %d: %w", name, kind.Name, len(kind.Modes), len(e.fds), ErrMalformed)
+		return Parts{}, fmt.Errorf("%q is a %s, not a %s: %w", name, e.kind, kind.Name, ErrWrongKind)
+	case len(e.fds) != kind.count():
+		return Parts{}, fmt.Errorf("%q: a %s has %d descriptors, not %d: %w", name, kind.Name, kind.count(), len(e.fds), ErrMalformed)
 	case inheritance.taken[name]:
-		return nil, fmt.Errorf("%q: %w", name, ErrTaken)
+		return Parts{}, fmt.Errorf("%q: %w", name, ErrTaken)
 	}
 	for _, fd := range e.fds {
 		if !inheritance.open[fd] || inheritance.claimed[fd] {
-			return nil, fmt.Errorf("%q: descriptor %d was not open when this process started: %w", name, fd, os.ErrClosed)
+			return Parts{}, fmt.Errorf("%q: descriptor %d was not open when this process started: %w", name, fd, os.ErrClosed)
 		}
 	}
-	fds := make([]*eventfd.FD, 0, len(e.fds))
-	for j, num := range e.fds {
-		fd, err := eventfd.Own(num, kind.Modes[j])
+	p := Parts{FDs: make([]*eventfd.FD, 0, len(kind.Modes)), Record: -1}
+	for j, mode := range kind.Modes {
+		num := e.fds[j]
+		fd, err := eventfd.Own(num, mode)
 		if err != nil {
 			// Those already owned are made FDs, not closed: the numbers
 			// stay this process's, as they were before the call.
-			return nil, fmt.Errorf("%q: descriptor %d: %w", name, num, err)
+			return Parts{}, fmt.Errorf("%q: descriptor %d: %w", name, num, err)
 		}
-		fds = append(fds, fd)
+		p.FDs = append(p.FDs, fd)
+	}
+	if kind.Record {
+		p.Record = e.fds[len(kind.Modes)]
 	}
 	if inheritance.taken == nil {
 		inheritance.taken = make(map[string]bool)
@@ -115,5 +119,5 @@ func inherited(name string, kind Kind) ([]*eventfd.FD, error) {
 	for _, fd := range e.fds {
 		inheritance.claimed[fd] = true
 	}
-	return fds, nil
+	return p, nil
 }

@@ -25,14 +25,14 @@ var magic = [4]byte{'e', 'v', 's', 'y'}
 
 // Send passes fds to the process at the other end of conn, a Unix socket,
 // with SCM_RIGHTS.
-func Send(conn syscall.Conn, kind Kind, fds ...*eventfd.FD) error {
+func Send(conn syscall.Conn, kind Kind, fds ...Exporter) error {
 	if err := send(conn, kind, fds); err != nil {
 		return fmt.Errorf("%s: Send: %w", kind.Name, err)
 	}
 	return nil
 }
 
-func send(conn syscall.Conn, kind Kind, fds []*eventfd.FD) error {
+func send(conn syscall.Conn, kind Kind, fds []Exporter) error {
 	raw, err := rawConn(conn)
 	if err != nil {
 		return err
@@ -50,6 +50,9 @@ func send(conn syscall.Conn, kind Kind, fds []*eventfd.FD) error {
 		}
 		nums = append(nums, dup)
 	}
+	if len(fds) != kind.count() {
+		return fmt.Errorf("a %s is %d descriptors, not %d: %w", kind.Name, kind.count(), len(fds), os.ErrInvalid)
+	}
 	hdr := [headerLen]byte{magic[0], magic[1], magic[2], magic[3], version, kind.ID, byte(len(fds))}
 	n, err := sendmsg(raw, hdr[:], nums)
 	if err != nil {
@@ -63,7 +66,7 @@ func send(conn syscall.Conn, kind Kind, fds []*eventfd.FD) error {
 
 // export is fd.Export, whose failure on a closed descriptor says which
 // primitive is closed rather than "file already closed".
-func (k Kind) export(fd *eventfd.FD) (int, error) {
+func (k Kind) export(fd Exporter) (int, error) {
 	dup, err := fd.Export()
 	if err != nil && errors.Is(err, os.ErrClosed) && k.Type != "" {
 		err = eventfd.Closed(k.Type)
@@ -75,42 +78,45 @@ func (k Kind) export(fd *eventfd.FD) (int, error) {
 // returns its eventfds, checked against kind. Descriptors arrive
 // close-on-exec (MSG_CMSG_CLOEXEC), and on any error every descriptor that
 // arrived is closed.
-func Receive(conn syscall.Conn, kind Kind) ([]*eventfd.FD, error) {
-	fds, err := receive(conn, kind)
+func Receive(conn syscall.Conn, kind Kind) (Parts, error) {
+	p, err := receive(conn, kind)
 	if err != nil {
-		return nil, fmt.Errorf("%s: Receive: %w", kind.Name, err)
+		return Parts{}, fmt.Errorf("%s: Receive: %w", kind.Name, err)
 	}
-	return fds, nil
+	return p, nil
 }
 
-func receive(conn syscall.Conn, kind Kind) ([]*eventfd.FD, error) {
+func receive(conn syscall.Conn, kind Kind) (Parts, error) {
 	raw, err := rawConn(conn)
 	if err != nil {
-		return nil, err
+		return Parts{}, err
 	}
 	var hdr [headerLen]byte
 	m, err := recvmsg(raw, hdr[:])
 	if err != nil {
-		return nil, err
+		return Parts{}, err
 	}
-	fail := func(err error) ([]*eventfd.FD, error) {
+	fail := func(err error) (Parts, error) {
 		for _, fd := range m.fds {
 			sysClose(fd)
 		}
-		return nil, err
+		return Parts{}, err
 	}
 	if err := checkMessage(hdr, m, kind); err != nil {
 		return fail(err)
 	}
-	fds := make([]*eventfd.FD, 0, len(m.fds))
-	for j, num := range m.fds {
-		fd, err := eventfd.Own(num, kind.Modes[j])
+	p := Parts{FDs: make([]*eventfd.FD, 0, len(kind.Modes)), Record: -1}
+	for j, mode := range kind.Modes {
+		fd, err := eventfd.Own(m.fds[j], mode)
 		if err != nil {
 			return fail(err)
 		}
-		fds = append(fds, fd)
+		p.FDs = append(p.FDs, fd)
 	}
-	return fds, nil
+	if kind.Record {
+		p.Record = m.fds[len(kind.Modes)]
+	}
+	return p, nil
 }
 
 // checkMessage checks a received message against what Send writes for kind.
@@ -118,7 +124,7 @@ func checkMessage(hdr [headerLen]byte, m message, kind Kind) error {
 	switch {
 	case m.err != nil:
 		return m.err
-	case m.ctrunc && int(hdr[6]) <= len(kind.Modes) && m.n == headerLen:
+	case m.ctrunc && int(hdr[6]) <= kind.count() && m.n == headerLen:
 		// Send sent no more than fit: the kernel could not install them.
 		return fmt.Errorf("descriptors did not arrive, this process is at its descriptor limit: %w", syscall.EMFILE)
 	case m.ctrunc:
@@ -131,8 +137,8 @@ func checkMessage(hdr [headerLen]byte, m message, kind Kind) error {
 		return fmt.Errorf("too many descriptors in one message: %w", ErrMalformed)
 	case hdr[5] != kind.ID:
 		return fmt.Errorf("received a primitive of kind %d, not a %s: %w", hdr[5], kind.Name, ErrWrongKind)
-	case int(hdr[6]) != len(kind.Modes) || len(m.fds) != len(kind.Modes):
-		return fmt.Errorf("a %s has %d descriptors, message has %d: %w", kind.Name, len(kind.Modes), len(m.fds), ErrMalformed)
+	case int(hdr[6]) != kind.count() || len(m.fds) != kind.count():
+		return fmt.Errorf("a %s has %d descriptors, message has %d: %w", kind.Name, kind.count(), len(m.fds), ErrMalformed)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/eventsync/eventsync/internal/eventfd"
 )
 
 // fileName is the name PassTo gives the files it adds to cmd.ExtraFiles, by
@@ -22,14 +21,14 @@ func fileName(name, kind string, i int) string {
 // PassTo on this command made — such as this process's own inheritance,
 // copied in with os.Environ() — are dropped, so that a child sees only what
 // it was passed.
-func PassTo(cmd *exec.Cmd, name string, kind Kind, fds ...*eventfd.FD) error {
+func PassTo(cmd *exec.Cmd, name string, kind Kind, fds ...Exporter) error {
 	if err := passTo(cmd, name, kind, fds); err != nil {
 		return fmt.Errorf("%s: PassTo: %w", kind.Name, err)
 	}
 	return nil
 }
 
-func passTo(cmd *exec.Cmd, name string, kind Kind, fds []*eventfd.FD) error {
+func passTo(cmd *exec.Cmd, name string, kind Kind, fds []Exporter) error {
 	switch {
 	case cmd == nil:
 		return fmt.Errorf("nil *exec.Cmd: %w", os.ErrInvalid)
@@ -37,8 +36,8 @@ func passTo(cmd *exec.Cmd, name string, kind Kind, fds []*eventfd.FD) error {
 		return ErrStarted
 	case !validName(name):
 		return fmt.Errorf("name %q: use 1 to 255 ASCII letters, digits, '_', '-' or '.': %w", name, os.ErrInvalid)
-	case len(fds) != len(kind.Modes):
-		return fmt.Errorf("a %s is %d descriptors, not %d: %w", kind.Name, len(kind.Modes), len(fds), os.ErrInvalid)
+	case len(fds) != kind.count():
+		return fmt.Errorf("a %s is %d descriptors, not %d: %w", kind.Name, kind.count(), len(fds), os.ErrInvalid)
 	}
 	entries, rest := passedEntries(cmd)
 	for _, e := range entries {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -346,7 +347,7 @@ func withoutInheritance(t *testing.T) {
 func TestInheritedUnset(t *testing.T) {
 	withoutInheritance(t)
 	done := noLeak(t)
-	fds, err := Inherited(uniqueName("unset"), kindSemaphore)
+	fds, err := inheritedFDs(uniqueName("unset"), kindSemaphore)
 	if !errors.Is(err, ErrNotInherited) || fds != nil {
 		t.Fatalf("Inherited with %s unset = %v, %v; want ErrNotInherited", EnvVar, fds, err)
 	}
@@ -360,7 +361,7 @@ func TestInheritedFromStart(t *testing.T) {
 	name := uniqueName("start")
 	startWith(t, name+":semaphore:"+strconv.Itoa(raw))
 
-	fds, err := Inherited(name, kindSemaphore)
+	fds, err := inheritedFDs(name, kindSemaphore)
 	if err != nil {
 		unix.Close(raw)
 		t.Fatal(err)
@@ -379,7 +380,7 @@ func TestInheritedSemaphore(t *testing.T) {
 	name := uniqueName("sem")
 	startWith(t, "other:signal:999 "+name+":semaphore:"+strconv.Itoa(raw))
 	done := noLeak(t)
-	fds, err := Inherited(name, kindSemaphore)
+	fds, err := inheritedFDs(name, kindSemaphore)
 	if err != nil {
 		unix.Close(raw)
 		t.Fatal(err)
@@ -406,7 +407,7 @@ func TestInheritedSemaphore(t *testing.T) {
 	}
 
 	// Taken once only, whether or not it is still open.
-	if again, err := Inherited(name, kindSemaphore); !errors.Is(err, ErrTaken) {
+	if again, err := inheritedFDs(name, kindSemaphore); !errors.Is(err, ErrTaken) {
 		t.Errorf("second Inherited = %v, %v; want ErrTaken", again, err)
 	}
 	if err := fd.Close(); err != nil {
@@ -415,7 +416,7 @@ func TestInheritedSemaphore(t *testing.T) {
 	if isOpen(raw) {
 		t.Errorf("descriptor %d still open after Close", raw)
 	}
-	if again, err := Inherited(name, kindSemaphore); !errors.Is(err, ErrTaken) {
+	if again, err := inheritedFDs(name, kindSemaphore); !errors.Is(err, ErrTaken) {
 		t.Errorf("Inherited after Close = %v, %v; want ErrTaken", again, err)
 	}
 }
@@ -426,7 +427,7 @@ func TestInheritedSignalAndWaitGroup(t *testing.T) {
 	sname, wname := uniqueName("sig"), uniqueName("wg")
 	startWith(t, fmt.Sprintf("%s:signal:%d %s:waitgroup:%d,%d,%d", sname, sig, wname, w[0], w[1], w[2]))
 
-	sfds, err := Inherited(sname, kindSignal)
+	sfds, err := inheritedFDs(sname, kindSignal)
 	if err != nil {
 		unix.Close(sig)
 		t.Fatal(err)
@@ -438,7 +439,7 @@ func TestInheritedSignalAndWaitGroup(t *testing.T) {
 		t.Fatalf("signal Read = %d, %v; want 7", v, err)
 	}
 
-	wfds, err := Inherited(wname, kindWaitGroup)
+	wfds, err := inheritedFDs(wname, kindWaitGroup)
 	if err != nil {
 		for _, fd := range w {
 			unix.Close(fd)
@@ -509,7 +510,7 @@ func TestInheritedErrors(t *testing.T) {
 			name := uniqueName("err")
 			startWith(t, strings.ReplaceAll(c.env, "%[1]s", name))
 			done := noLeak(t)
-			fds, err := Inherited(name, c.kind)
+			fds, err := inheritedFDs(name, c.kind)
 			if err == nil {
 				closeFDs(t, fds) // it took the descriptors; the cleanup will complain
 				t.Fatalf("Inherited(%q) with %s=%q succeeded", name, EnvVar, os.Getenv(EnvVar))
@@ -539,11 +540,11 @@ func TestInheritedFailureLeavesNameFree(t *testing.T) {
 	testutil.SkipUnlessModeShown(t, true)
 	name := uniqueName("retry")
 	startWith(t, name+":semaphore:"+strconv.Itoa(ctr))
-	if _, err := Inherited(name, kindSemaphore); !errors.Is(err, eventfd.ErrWrongMode) {
+	if _, err := inheritedFDs(name, kindSemaphore); !errors.Is(err, eventfd.ErrWrongMode) {
 		t.Fatalf("Inherited = %v, want eventfd.ErrWrongMode", err)
 	}
 	startWith(t, name+":semaphore:"+strconv.Itoa(sem))
-	fds, err := Inherited(name, kindSemaphore)
+	fds, err := inheritedFDs(name, kindSemaphore)
 	if err != nil {
 		unix.Close(sem)
 		t.Fatalf("Inherited after a failure = %v", err)
@@ -561,7 +562,7 @@ func TestInheritedDescriptorAboveInt32(t *testing.T) {
 	name := uniqueName("wide")
 	startWith(t, name+":semaphore:"+strconv.Itoa(1<<32+sem))
 	done := noLeak(t)
-	_, err := Inherited(name, kindSemaphore)
+	_, err := inheritedFDs(name, kindSemaphore)
 	if err == nil {
 		t.Fatalf("Inherited took descriptor %d", 1<<32+sem)
 	}
@@ -580,8 +581,8 @@ func TestInheritedSameDescriptorTwice(t *testing.T) {
 		sem := rawEventfd(t, 0, eventfd.Semaphore)
 		a, b := uniqueName("twice-a"), uniqueName("twice-b")
 		startWith(t, fmt.Sprintf("%s:semaphore:%d %s:semaphore:%d", a, sem, b, sem))
-		fa, errA := Inherited(a, kindSemaphore)
-		fb, errB := Inherited(b, kindSemaphore)
+		fa, errA := inheritedFDs(a, kindSemaphore)
+		fb, errB := inheritedFDs(b, kindSemaphore)
 		owned := false
 		for _, fds := range [][]*eventfd.FD{fa, fb} {
 			for _, fd := range fds {
@@ -604,7 +605,7 @@ func TestInheritedSameDescriptorTwice(t *testing.T) {
 		c := rawEventfd(t, 0, eventfd.Counter)
 		name := uniqueName("twice-wg")
 		startWith(t, fmt.Sprintf("%s:waitgroup:%d,%d,%d", name, s, c, s))
-		fds, err := Inherited(name, kindWaitGroup)
+		fds, err := inheritedFDs(name, kindWaitGroup)
 		if err != nil {
 			unix.Close(s)
 			unix.Close(c)
@@ -643,13 +644,13 @@ func TestPassToRefuses(t *testing.T) {
 	closed := newFDs(t, eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore)
 	closed[2].Close()
 	done := noLeak(t)
-	if err := PassTo(nil, "jobs", kindSemaphore, fds...); err == nil {
+	if err := PassTo(nil, "jobs", kindSemaphore, ex(fds)...); err == nil {
 		t.Error("PassTo(nil) succeeded")
 	}
 	for _, name := range []string{"", "a b", "a:b", "a,b", "é", "a\x00", strings.Repeat("n", 256)} {
 		cmd := exec.Command("true")
 		cmd.Env = []string{"A=1"}
-		if err := PassTo(cmd, name, kindSemaphore, fds...); !errors.Is(err, os.ErrInvalid) {
+		if err := PassTo(cmd, name, kindSemaphore, ex(fds)...); !errors.Is(err, os.ErrInvalid) {
 			t.Errorf("PassTo(name %q) = %v, want os.ErrInvalid", name, err)
 		}
 		if len(cmd.ExtraFiles) != 0 || !slices.Equal(cmd.Env, []string{"A=1"}) {
@@ -657,7 +658,7 @@ func TestPassToRefuses(t *testing.T) {
 		}
 	}
 	cmd := exec.Command("true")
-	if err := PassTo(cmd, "wg", kindWaitGroup, closed...); !errors.Is(err, os.ErrClosed) {
+	if err := PassTo(cmd, "wg", kindWaitGroup, ex(closed)...); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("PassTo of a closed FD = %v, want os.ErrClosed", err)
 	}
 	if len(cmd.ExtraFiles) != 0 || cmd.Env != nil {
@@ -670,13 +671,13 @@ func TestPassToStarted(t *testing.T) {
 	fds := newFDs(t, eventfd.Semaphore)
 	cmd := testBinary()
 	closeExtraFiles(t, cmd)
-	if err := PassTo(cmd, "jobs", kindSemaphore, fds...); err != nil {
+	if err := PassTo(cmd, "jobs", kindSemaphore, ex(fds)...); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	err := PassTo(cmd, "more", kindSemaphore, fds...)
+	err := PassTo(cmd, "more", kindSemaphore, ex(fds)...)
 	if werr := cmd.Wait(); werr != nil {
 		t.Errorf("child: %v", werr)
 	}
@@ -709,7 +710,7 @@ func TestPassToSeveral(t *testing.T) {
 		{"done", kindWaitGroup, wg, "jobs:semaphore:3 ready:signal:4 done:waitgroup:5,6,7"},
 	}
 	for _, s := range steps {
-		if err := PassTo(cmd, s.name, s.kind, s.fds...); err != nil {
+		if err := PassTo(cmd, s.name, s.kind, ex(s.fds)...); err != nil {
 			t.Fatalf("PassTo(%s): %v", s.name, err)
 		}
 		if want := []string{"A=1", "B=2", EnvVar + "=" + s.want}; !slices.Equal(cmd.Env, want) {
@@ -727,10 +728,10 @@ func TestPassToSeveral(t *testing.T) {
 	// A name passed twice is an error, and changes nothing.
 	env := slices.Clone(cmd.Env)
 	done := noLeak(t)
-	if err := PassTo(cmd, "ready", kindSignal, sig...); err == nil {
+	if err := PassTo(cmd, "ready", kindSignal, ex(sig)...); err == nil {
 		t.Error("PassTo of a name already passed succeeded")
 	}
-	if err := PassTo(cmd, "ready", kindSemaphore, sem...); err == nil {
+	if err := PassTo(cmd, "ready", kindSemaphore, ex(sem)...); err == nil {
 		t.Error("PassTo of a name already passed, as another kind, succeeded")
 	}
 	done()
@@ -771,10 +772,10 @@ func TestPassToAfterExtraFiles(t *testing.T) {
 	closeExtraFiles(t, cmd)
 	sem := newFDs(t, eventfd.Semaphore)
 	wg := newFDs(t, eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore)
-	if err := PassTo(cmd, "jobs", kindSemaphore, sem...); err != nil {
+	if err := PassTo(cmd, "jobs", kindSemaphore, ex(sem)...); err != nil {
 		t.Fatal(err)
 	}
-	if err := PassTo(cmd, "done", kindWaitGroup, wg...); err != nil {
+	if err := PassTo(cmd, "done", kindWaitGroup, ex(wg)...); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"A=1", EnvVar + "=jobs:semaphore:5 done:waitgroup:6,7,8"}
@@ -805,7 +806,7 @@ func TestPassToOneFDSeveralCommands(t *testing.T) {
 		cmd := exec.Command("true")
 		cmd.Env = []string{}
 		closeExtraFiles(t, cmd)
-		if err := PassTo(cmd, "jobs", kindSemaphore, sem...); err != nil {
+		if err := PassTo(cmd, "jobs", kindSemaphore, ex(sem)...); err != nil {
 			t.Fatalf("command %d: %v", i, err)
 		}
 		if want := []string{EnvVar + "=jobs:semaphore:3"}; !slices.Equal(cmd.Env, want) {
@@ -832,7 +833,7 @@ func TestPassToEnviron(t *testing.T) {
 	sem := newFDs(t, eventfd.Semaphore)
 	cmd := exec.Command("true")
 	closeExtraFiles(t, cmd)
-	if err := PassTo(cmd, "jobs", kindSemaphore, sem...); err != nil {
+	if err := PassTo(cmd, "jobs", kindSemaphore, ex(sem)...); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
@@ -863,7 +864,7 @@ func TestPassToDropsStale(t *testing.T) {
 			cmd := exec.Command("true")
 			cmd.Env = []string{"A=1", EnvVar + "=" + stale, "B=2", EnvVar + "=old2:signal:4"}
 			closeExtraFiles(t, cmd)
-			if err := PassTo(cmd, "jobs", kindSemaphore, sem...); err != nil {
+			if err := PassTo(cmd, "jobs", kindSemaphore, ex(sem)...); err != nil {
 				t.Fatal(err)
 			}
 			want := []string{"A=1", "B=2", EnvVar + "=jobs:semaphore:3"}
@@ -879,13 +880,13 @@ func TestPassToDropsStale(t *testing.T) {
 	first := exec.Command("true")
 	first.Env = []string{}
 	closeExtraFiles(t, first)
-	if err := PassTo(first, "jobs", kindSemaphore, sem...); err != nil {
+	if err := PassTo(first, "jobs", kindSemaphore, ex(sem)...); err != nil {
 		t.Fatal(err)
 	}
 	second := exec.Command("true")
 	second.Env = slices.Clone(first.Env)
 	closeExtraFiles(t, second)
-	if err := PassTo(second, "ready", kindSignal, sig...); err != nil {
+	if err := PassTo(second, "ready", kindSignal, ex(sig)...); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{EnvVar + "=ready:signal:3"}; !slices.Equal(second.Env, want) {
@@ -895,7 +896,7 @@ func TestPassToDropsStale(t *testing.T) {
 	third := exec.Command("true")
 	third.Env = slices.Clone(first.Env)
 	third.ExtraFiles = slices.Clone(first.ExtraFiles) // closed through first
-	if err := PassTo(third, "ready", kindSignal, sig...); err != nil {
+	if err := PassTo(third, "ready", kindSignal, ex(sig)...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { third.ExtraFiles[1].Close() })
@@ -915,10 +916,10 @@ func TestPassToWrongCount(t *testing.T) {
 		cmd := exec.Command("true")
 		cmd.Env = []string{}
 		closeExtraFiles(t, cmd)
-		if err := PassTo(cmd, "jobs", kindSemaphore, sem...); err != nil {
+		if err := PassTo(cmd, "jobs", kindSemaphore, ex(sem)...); err != nil {
 			t.Fatal(err)
 		}
-		if err := PassTo(cmd, "bad", c.kind, c.fds...); err == nil {
+		if err := PassTo(cmd, "bad", c.kind, ex(c.fds)...); err == nil {
 			t.Errorf("PassTo of %d descriptors as a %s succeeded: Env %q", len(c.fds), c.kind.Name, cmd.Env)
 		}
 		v, _ := strings.CutPrefix(cmd.Env[len(cmd.Env)-1], EnvVar+"=")
@@ -973,7 +974,7 @@ func header(kind Kind, n int) []byte {
 func receiveFails(t *testing.T, b *net.UnixConn, kind Kind, want ...error) {
 	t.Helper()
 	done := noLeak(t)
-	fds, err := Receive(b, kind)
+	fds, err := receiveFDs(b, kind)
 	if err == nil {
 		closeFDs(t, fds)
 		t.Fatalf("Receive succeeded with %d descriptors", len(fds))
@@ -991,10 +992,10 @@ func TestSendReceiveSemaphore(t *testing.T) {
 	forSockTypes(t, func(t *testing.T, a, b *net.UnixConn) {
 		sem := newFDs(t, eventfd.Semaphore)
 		done := noLeak(t)
-		if err := Send(a, kindSemaphore, sem...); err != nil {
+		if err := Send(a, kindSemaphore, ex(sem)...); err != nil {
 			t.Fatal(err)
 		}
-		got, err := Receive(b, kindSemaphore)
+		got, err := receiveFDs(b, kindSemaphore)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1016,10 +1017,10 @@ func TestSendReceiveWaitGroup(t *testing.T) {
 	forSockTypes(t, func(t *testing.T, a, b *net.UnixConn) {
 		wg := newFDs(t, kindWaitGroup.Modes...)
 		done := noLeak(t)
-		if err := Send(a, kindWaitGroup, wg...); err != nil {
+		if err := Send(a, kindWaitGroup, ex(wg)...); err != nil {
 			t.Fatal(err)
 		}
-		got, err := Receive(b, kindWaitGroup)
+		got, err := receiveFDs(b, kindWaitGroup)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1044,7 +1045,7 @@ func TestSendReceiveWaitGroup(t *testing.T) {
 func TestReceiveWrongKind(t *testing.T) {
 	forSockTypes(t, func(t *testing.T, a, b *net.UnixConn) {
 		sig := newFDs(t, eventfd.Counter)
-		if err := Send(a, kindSignal, sig...); err != nil {
+		if err := Send(a, kindSignal, ex(sig)...); err != nil {
 			t.Fatal(err)
 		}
 		receiveFails(t, b, kindSemaphore, ErrWrongKind)
@@ -1112,11 +1113,11 @@ func TestSendReceiveClosedAndNil(t *testing.T) {
 	sem := newFDs(t, eventfd.Semaphore)
 	a, b := socketPair(t, unix.SOCK_STREAM)
 	done := noLeak(t)
-	if err := Send(nil, kindSemaphore, sem...); err == nil {
+	if err := Send(nil, kindSemaphore, ex(sem)...); err == nil {
 		t.Error("Send(nil) succeeded")
 	}
-	if fds, err := Receive(nil, kindSemaphore); err == nil || fds != nil {
-		t.Errorf("Receive(nil) = %v, %v", fds, err)
+	if fds, err := receiveFDs(nil, kindSemaphore); err == nil || fds != nil {
+		t.Errorf("receiveFDs(nil) = %v, %v", fds, err)
 	}
 	closed := newFDs(t, eventfd.Semaphore)
 	closed[0].Close()
@@ -1127,10 +1128,10 @@ func TestSendReceiveClosedAndNil(t *testing.T) {
 	a.Close()
 	b.Close()
 	done = noLeak(t)
-	if err := Send(a, kindSemaphore, sem...); err == nil {
+	if err := Send(a, kindSemaphore, ex(sem)...); err == nil {
 		t.Error("Send on a closed conn succeeded")
 	}
-	if fds, err := Receive(b, kindSemaphore); err == nil || fds != nil {
+	if fds, err := receiveFDs(b, kindSemaphore); err == nil || fds != nil {
 		t.Errorf("Receive on a closed conn = %v, %v", fds, err)
 	}
 	done()
@@ -1138,16 +1139,16 @@ func TestSendReceiveClosedAndNil(t *testing.T) {
 	// The peer gone: end of stream is an error too.
 	a, b = socketPair(t, unix.SOCK_STREAM)
 	a.Close()
-	if fds, err := Receive(b, kindSemaphore); err == nil || fds != nil {
+	if fds, err := receiveFDs(b, kindSemaphore); err == nil || fds != nil {
 		t.Errorf("Receive after the peer closed = %v, %v", fds, err)
 	}
 }
 
-// The kinds of the public packages, as they describe themselves.
+// Kinds of one to three eventfds, named as the public packages name theirs.
 var (
-	kindSemaphore = Kind{"semaphore", "Semaphore", 1, []eventfd.Mode{eventfd.Semaphore}}
-	kindSignal    = Kind{"signal", "Signal", 2, []eventfd.Mode{eventfd.Counter}}
-	kindWaitGroup = Kind{"waitgroup", "WaitGroup", 3, []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}}
+	kindSemaphore = Kind{"semaphore", "Semaphore", 1, []eventfd.Mode{eventfd.Semaphore}, false}
+	kindSignal    = Kind{"signal", "Signal", 2, []eventfd.Mode{eventfd.Counter}, false}
+	kindWaitGroup = Kind{"waitgroup", "WaitGroup", 3, []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}, false}
 )
 
 // startWith makes v this process's inheritance, as if it had started with
@@ -1178,7 +1179,7 @@ func startWith(t *testing.T, v string) {
 func TestSharingMarksShared(t *testing.T) {
 	fd := newFDs(t, eventfd.Semaphore)
 	cmd := exec.Command("true")
-	if err := PassTo(cmd, "x", kindSemaphore, fd...); err != nil {
+	if err := PassTo(cmd, "x", kindSemaphore, ex(fd)...); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range cmd.ExtraFiles {
@@ -1189,10 +1190,31 @@ func TestSharingMarksShared(t *testing.T) {
 	}
 	fd = newFDs(t, eventfd.Semaphore)
 	mine, _ := testutil.SocketPair(t)
-	if err := Send(mine, kindSemaphore, fd...); err != nil {
+	if err := Send(mine, kindSemaphore, ex(fd)...); err != nil {
 		t.Fatal(err)
 	}
 	if !fd[0].Shared() {
 		t.Fatal("Send did not mark the FD shared")
 	}
+}
+
+// inheritedFDs is Inherited for kinds without a record.
+func inheritedFDs(name string, k Kind) ([]*eventfd.FD, error) {
+	p, err := Inherited(name, k)
+	return p.FDs, err
+}
+
+// receiveFDs is Receive for kinds without a record.
+func receiveFDs(conn syscall.Conn, k Kind) ([]*eventfd.FD, error) {
+	p, err := Receive(conn, k)
+	return p.FDs, err
+}
+
+// ex lists fds as the Exporters PassTo and Send take.
+func ex(fds []*eventfd.FD) []Exporter {
+	out := make([]Exporter, len(fds))
+	for i, fd := range fds {
+		out[i] = fd
+	}
+	return out
 }

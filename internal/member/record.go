@@ -1,0 +1,387 @@
+package member
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/eventsync/eventsync/internal/eventfd"
+)
+
+// The record's layout. It is part of the wire format between Go members:
+// change magic if it ever changes.
+const (
+	magic      = "evsyrec1"
+	headerSize = 128
+	slotSize   = 64
+	// slotCount is how many members a record holds at once. The memfd is
+	// sparse: pages of slots never used take no memory.
+	slotCount = 4096
+	// Size is the length of a record in bytes.
+	Size = headerSize + slotCount*slotSize
+)
+
+// flagStrict marks a record whose Semaphore refuses a Release beyond what
+// the releasing member holds (NewWeighted, as x/sync does).
+const flagStrict = 1
+
+// The phases of a slot, in the low two bits of its state; the rest is a
+// generation, bumped each time the slot is freed, so that a watcher that
+// saw one member never acts on the next one to use the slot.
+const (
+	phaseFree       = 0
+	phaseJoining    = 1 // being filled in; not yet watched
+	phaseAlive      = 2
+	phaseReclaiming = 3 // a survivor is giving back what it held
+)
+
+func pack(gen, phase uint64) uint64 { return gen<<2 | phase }
+func phaseOf(st uint64) uint64      { return st & 3 }
+func genOf(st uint64) uint64        { return st >> 2 }
+
+type header struct {
+	magic     [8]byte
+	size      atomic.Int64
+	flags     atomic.Uint64
+	used      atomic.Uint64 // slots ever used, where scans stop
+	reclaims  atomic.Uint64 // dead members reclaimed
+	reclaimed atomic.Uint64 // permits given back for them
+	uncertain atomic.Uint64 // permits they had in flight: perhaps lost
+	_         [headerSize - 56]byte
+}
+
+type slot struct {
+	state    atomic.Uint64
+	pid      atomic.Int64
+	start    atomic.Uint64 // start time, clock ticks after boot
+	pidns    atomic.Uint64 // inode of the PID namespace
+	held     atomic.Int64
+	inflight atomic.Int64 // permits in the system call under way
+	_        [slotSize - 48]byte
+}
+
+// ErrBadRecord means a descriptor passed as a record is not one.
+var ErrBadRecord = errors.New("not a membership record")
+
+// ErrFull means a record has no free slot for another member.
+var ErrFull = errors.New("membership record is full")
+
+// A Record is one process's mapping of a shared Semaphore's record, and
+// the roster eventfd that members write to when they join.
+type Record struct {
+	sysfd  int
+	mem    []byte
+	hdr    *header
+	slots  *[slotCount]slot
+	roster *eventfd.FD
+}
+
+// Create makes a record covering size permits.
+func Create(size int64, strict bool) (*Record, error) {
+	roster, err := eventfd.New(0, eventfd.Counter)
+	if err != nil {
+		return nil, err
+	}
+	sysfd, mem, err := sysCreate(Size)
+	if err != nil {
+		roster.Close()
+		return nil, err
+	}
+	r := newRecord(sysfd, mem, roster)
+	copy(r.hdr.magic[:], magic)
+	r.hdr.size.Store(size)
+	if strict {
+		r.hdr.flags.Store(flagStrict)
+	}
+	if err := sysSeal(sysfd); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Adopt maps the record that sysfd holds, checking that it is one, and
+// takes ownership of sysfd and roster: on failure both are closed.
+func Adopt(sysfd int, roster *eventfd.FD) (*Record, error) {
+	mem, err := sysMap(sysfd, Size)
+	if err != nil {
+		sysClose(sysfd)
+		roster.Close()
+		return nil, err
+	}
+	r := newRecord(sysfd, mem, roster)
+	if string(r.hdr.magic[:]) != magic || r.hdr.size.Load() < 0 {
+		r.close()
+		return nil, fmt.Errorf("descriptor %d: %w", sysfd, ErrBadRecord)
+	}
+	return r, nil
+}
+
+func newRecord(sysfd int, mem []byte, roster *eventfd.FD) *Record {
+	return &Record{
+		sysfd:  sysfd,
+		mem:    mem,
+		hdr:    (*header)(unsafe.Pointer(&mem[0])),
+		slots:  (*[slotCount]slot)(unsafe.Pointer(&mem[headerSize])),
+		roster: roster,
+	}
+}
+
+// Close unmaps r and closes its descriptors, for a record never joined.
+func (r *Record) Close() { r.close() }
+
+func (r *Record) close() {
+	sysUnmap(r.mem)
+	sysClose(r.sysfd)
+	r.roster.Close()
+}
+
+// Roster returns the eventfd that joiners write to.
+func (r *Record) Roster() *eventfd.FD { return r.roster }
+
+// Export returns a duplicate of the record's descriptor for another
+// process; the caller owns it.
+func (r *Record) Export() (int, error) { return sysDup(r.sysfd) }
+
+// Size is the number of permits the record covers.
+func (r *Record) Size() int64 { return r.hdr.size.Load() }
+
+// Strict reports whether a Release beyond the releasing member's holdings
+// is refused.
+func (r *Record) Strict() bool { return r.hdr.flags.Load()&flagStrict != 0 }
+
+// Stats is what the record knows of its members, read from memory.
+type Stats struct {
+	Size      int64  // permits the record covers
+	Held      uint64 // permits its members hold
+	Holders   int    // member processes holding at least one
+	Members   int    // member processes
+	Reclaims  uint64 // members that died and were reclaimed
+	Reclaimed uint64 // permits given back for them
+	Uncertain uint64 // permits they had in flight as they died, or that a reclaim had
+}
+
+// Stats reads the totals and scans the slots in use.
+func (r *Record) Stats() Stats {
+	st := Stats{
+		Size:      r.hdr.size.Load(),
+		Reclaims:  r.hdr.reclaims.Load(),
+		Reclaimed: r.hdr.reclaimed.Load(),
+		Uncertain: r.hdr.uncertain.Load(),
+	}
+	type proc struct{ pid, start uint64 }
+	held := make(map[proc]int64)
+	used := min(r.hdr.used.Load(), slotCount)
+	for i := range used {
+		s := &r.slots[i]
+		switch phaseOf(s.state.Load()) {
+		case phaseReclaiming:
+			// Being given back, or stuck: the survivor giving it back
+			// died before it could say whether its write was made.
+			st.Uncertain += uint64(max(s.held.Load(), 0) + max(s.inflight.Load(), 0))
+			continue
+		case phaseAlive:
+		default:
+			continue
+		}
+		p := proc{uint64(s.pid.Load()), s.start.Load()}
+		h := max(s.held.Load(), 0)
+		held[p] += h
+		st.Held += uint64(h)
+	}
+	st.Members = len(held)
+	for _, h := range held {
+		if h > 0 {
+			st.Holders++
+		}
+	}
+	return st
+}
+
+// A Member is one handle's slot in a record: the ledger of what it takes
+// and gives (see eventfd.Ledger).
+type Member struct {
+	rec    *Record
+	s      *slot
+	idx    int
+	gen    uint64
+	size   int64
+	strict bool
+
+	// permits is the eventfd a reclaim writes to, and reclaimed is called
+	// after, to serve this process's waiters.
+	permits   *eventfd.FD
+	reclaimed func()
+
+	// watching maps a slot index to the generation this member watches
+	// there; it belongs to the watcher, under its lock.
+	watching map[int]watch
+}
+
+// Join adds this process to r as a member holding held permits, and
+// announces it on the roster. It takes ownership of r: Leave gives it up.
+func (r *Record) Join(held int64) (*Member, error) {
+	id, err := self()
+	if err != nil {
+		return nil, err
+	}
+	size := r.hdr.size.Load()
+	held = min(max(held, 0), size)
+	for i := range r.slots {
+		s := &r.slots[i]
+		st := s.state.Load()
+		if phaseOf(st) != phaseFree || !s.state.CompareAndSwap(st, pack(genOf(st), phaseJoining)) {
+			continue
+		}
+		s.pid.Store(id.pid)
+		s.start.Store(id.start)
+		s.pidns.Store(id.pidns)
+		s.held.Store(held)
+		s.inflight.Store(0)
+		s.state.Store(pack(genOf(st), phaseAlive))
+		for {
+			u := r.hdr.used.Load()
+			if u >= uint64(i+1) || r.hdr.used.CompareAndSwap(u, uint64(i+1)) {
+				break
+			}
+		}
+		// Every member's watcher looks at the slots again.
+		_ = r.roster.Write(1)
+		return &Member{rec: r, s: s, idx: i, gen: genOf(st), size: size, strict: r.Strict()}, nil
+	}
+	return nil, ErrFull
+}
+
+// Record returns the record m belongs to.
+func (m *Member) Record() *Record { return m.rec }
+
+// Held reports what m holds.
+func (m *Member) Held() int64 { return m.s.held.Load() }
+
+// Taking marks n permits in flight: a read is about to be made.
+func (m *Member) Taking(n uint64) { m.s.inflight.Add(int64(n)) }
+
+// Took records got permits taken of the n in flight, up to the size.
+func (m *Member) Took(n, got uint64) {
+	for got > 0 {
+		h := m.s.held.Load()
+		add := min(int64(got), m.size-h)
+		if add <= 0 || m.s.held.CompareAndSwap(h, h+add) {
+			break
+		}
+	}
+	m.s.inflight.Add(-int64(n))
+}
+
+// ErrOverRelease refuses a give beyond a strict member's holdings.
+var ErrOverRelease = errors.New("released more than held")
+
+// Giving strikes n permits, or what m holds if less, from its holdings
+// before the write that gives them; on a strict record it refuses to give
+// more than m holds.
+func (m *Member) Giving(n uint64) (uint64, error) {
+	for {
+		h := m.s.held.Load()
+		if m.strict && uint64(h) < n {
+			return 0, ErrOverRelease
+		}
+		debit := min(uint64(h), n)
+		if m.s.held.CompareAndSwap(h, h-int64(debit)) {
+			m.s.inflight.Add(int64(debit))
+			return debit, nil
+		}
+	}
+}
+
+// Gave ends a give; if the write was not made, the holdings are restored.
+func (m *Member) Gave(n, debit uint64, written bool) {
+	if !written {
+		m.s.held.Add(int64(debit))
+	}
+	m.s.inflight.Add(-int64(debit))
+}
+
+// Unwatch stops this process watching for m: call it before m's permits
+// descriptor closes, so that no reclaim writes to it.
+func (m *Member) Unwatch() { unwatch(m) }
+
+// Leave ends m's membership as its handle closes: it stops watching, and
+// if m holds nothing it frees the slot and unmaps the record. A member
+// still holding permits stays in the record, mapped, for as long as the
+// process lives, so that they come back when it dies.
+func (m *Member) Leave() {
+	unwatch(m)
+	if m.s.held.Load() != 0 || m.s.inflight.Load() != 0 {
+		return
+	}
+	if m.s.state.CompareAndSwap(pack(m.gen, phaseAlive), pack(m.gen+1, phaseFree)) {
+		m.rec.close()
+	}
+}
+
+// reclaim gives back what the member in slot i held, if it is still the
+// generation gen and nobody else has begun: the compare-and-swap makes
+// exactly one survivor do it. A reclaimer that dies after the swap leaves
+// the slot reclaiming, for ever, and Stats counts its permits as in doubt:
+// nobody can tell whether the write was made.
+func (m *Member) reclaim(i int, gen uint64) {
+	r := m.rec
+	s := &r.slots[i]
+	if !s.state.CompareAndSwap(pack(gen, phaseAlive), pack(gen, phaseReclaiming)) {
+		return
+	}
+	held := max(s.held.Load(), 0)
+	inflight := max(s.inflight.Load(), 0)
+	if held > 0 {
+		if err := m.permits.Restore(uint64(held)); err != nil {
+			// This handle closed under the watcher: the permits are lost,
+			// and counted as such.
+			inflight += held
+			held = 0
+		}
+	}
+	r.hdr.reclaimed.Add(uint64(held))
+	r.hdr.uncertain.Add(uint64(inflight))
+	r.hdr.reclaims.Add(1)
+	s.held.Store(0)
+	s.inflight.Store(0)
+	s.state.Store(pack(gen+1, phaseFree))
+	if held > 0 && m.reclaimed != nil {
+		m.reclaimed()
+	}
+}
+
+// Watch makes this process watch the other members of m's record, giving
+// back what each held when it dies by writing to permits, then calling
+// reclaimed. Without pidfds (Linux before 5.3) it does nothing.
+func (m *Member) Watch(permits *eventfd.FD, reclaimed func()) error {
+	m.permits = permits
+	m.reclaimed = reclaimed
+	return watchMember(m)
+}
+
+// identity is who a process is: a PID, told from a later process with the
+// same PID by its start time, in a PID namespace.
+type identity struct {
+	pid   int64
+	start uint64
+	pidns uint64
+}
+
+var selfID struct {
+	once sync.Once
+	id   identity
+	err  error
+}
+
+func self() (identity, error) {
+	selfID.once.Do(func() {
+		selfID.id, selfID.err = sysSelf()
+		if selfID.err != nil {
+			selfID.err = fmt.Errorf("reading this process's identity: %w", selfID.err)
+		}
+	})
+	return selfID.id, selfID.err
+}

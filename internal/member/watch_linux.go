@@ -1,0 +1,259 @@
+package member
+
+import (
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/eventsync/eventsync/internal/kernel"
+)
+
+// watch is one slot a member watches: the generation it saw there, and the
+// pidfd of the process that held it.
+type watch struct {
+	gen   uint64
+	key   int32
+	pidfd int
+}
+
+// target is what an epoll event stands for: a member's roster (slot -1),
+// or the process in one slot of its record.
+type target struct {
+	m     *Member
+	slot  int
+	gen   uint64
+	pidfd int
+}
+
+// watcher is this process's one epoll instance: the rosters of the records
+// its members belong to, and a pidfd for every other member. The Go
+// netpoller waits on it; one goroutine serves it while any member watches.
+var watcher struct {
+	sync.Mutex
+	p *poller
+}
+
+type poller struct {
+	epfd    int
+	file    *os.File // epfd, registered with the netpoller
+	targets map[int32]target
+	rosters map[*Member]int32
+	next    int32
+	events  [64]unix.EpollEvent
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	// os.NewFile registers only a non-blocking descriptor.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	return &poller{
+		epfd:    epfd,
+		file:    os.NewFile(uintptr(epfd), "eventsync-members"),
+		targets: make(map[int32]target),
+		rosters: make(map[*Member]int32),
+	}, nil
+}
+
+func watchMember(m *Member) error {
+	if !kernel.Pidfd() {
+		return nil
+	}
+	err, idle := watchLocked(m)
+	if idle != nil {
+		idle.Close()
+	}
+	return err
+}
+
+func watchLocked(m *Member) (error, *os.File) {
+	watcher.Lock()
+	defer watcher.Unlock()
+	p := watcher.p
+	if p == nil {
+		var err error
+		if p, err = newPoller(); err != nil {
+			return err, nil
+		}
+		watcher.p = p
+		go p.run()
+	}
+	key := p.add(target{m: m, slot: -1})
+	// Edge-triggered: the roster is never read, and each join is an edge.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: key}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, m.rec.roster.Sysfd(), &ev); err != nil {
+		delete(p.targets, key)
+		return os.NewSyscallError("epoll_ctl", err), p.stopIfIdle()
+	}
+	p.rosters[m] = key
+	m.watching = make(map[int]watch)
+	p.rescan(m)
+	return nil, nil
+}
+
+func (p *poller) add(t target) int32 {
+	p.next++
+	p.targets[p.next] = t
+	return p.next
+}
+
+// run waits in the netpoller until the epoll instance is readable, then
+// serves it, until the file is closed.
+func (p *poller) run() {
+	raw, err := p.file.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Read(func(uintptr) bool {
+		p.serve()
+		return false
+	})
+}
+
+func (p *poller) serve() {
+	watcher.Lock()
+	defer watcher.Unlock()
+	if watcher.p != p {
+		return
+	}
+	for {
+		n, err := unix.EpollWait(p.epfd, p.events[:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		for _, ev := range p.events[:n] {
+			t, ok := p.targets[ev.Fd]
+			switch {
+			case !ok:
+			case t.slot < 0:
+				p.rescan(t.m)
+			default:
+				t.m.reclaim(t.slot, t.gen)
+				p.drop(t.m, t.slot)
+			}
+		}
+		if n < len(p.events) {
+			return
+		}
+	}
+}
+
+// rescan looks at every slot of m's record in use, and watches each member
+// it does not watch yet, other than this process.
+func (p *poller) rescan(m *Member) {
+	id, err := self()
+	if err != nil {
+		return
+	}
+	r := m.rec
+	used := int(min(r.hdr.used.Load(), slotCount))
+	for i := range used {
+		s := &r.slots[i]
+		st := s.state.Load()
+		w, watched := m.watching[i]
+		if watched && (phaseOf(st) != phaseAlive || w.gen != genOf(st)) {
+			p.drop(m, i) // the member left; the slot may hold another
+			watched = false
+		}
+		if watched || phaseOf(st) != phaseAlive || s.pidns.Load() != id.pidns {
+			continue
+		}
+		gen := genOf(st)
+		pid, start := s.pid.Load(), s.start.Load()
+		if pid == id.pid {
+			if start != id.start {
+				m.reclaim(i, gen) // an earlier process with this PID
+			}
+			continue
+		}
+		pidfd, err := unix.PidfdOpen(int(pid), 0)
+		if err == unix.ESRCH {
+			m.reclaim(i, gen)
+			continue
+		}
+		if err != nil {
+			continue // looked at again on the next join
+		}
+		// The pidfd names whoever has the PID now: the member, if it was
+		// started at the recorded time. If /proc cannot tell (hidepid),
+		// the process is watched as the member: never taken for dead.
+		if now, err := startTime(int(pid)); err == nil && now != start || os.IsNotExist(err) && !procHidden() {
+			unix.Close(pidfd)
+			m.reclaim(i, gen)
+			continue
+		}
+		key := p.add(target{m: m, slot: i, gen: gen, pidfd: pidfd})
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: key}
+		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, pidfd, &ev); err != nil {
+			delete(p.targets, key)
+			unix.Close(pidfd)
+			continue
+		}
+		m.watching[i] = watch{gen: gen, key: key, pidfd: pidfd}
+	}
+}
+
+// procHidden reports whether /proc hides other processes (hidepid), so that
+// a missing /proc/PID says nothing.
+func procHidden() bool {
+	_, err := os.Stat("/proc/1/stat")
+	return err != nil
+}
+
+// drop stops watching slot i for m.
+func (p *poller) drop(m *Member, i int) {
+	w, ok := m.watching[i]
+	if !ok {
+		return
+	}
+	delete(m.watching, i)
+	delete(p.targets, w.key)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, w.pidfd, nil)
+	unix.Close(w.pidfd)
+}
+
+// stopIfIdle retires the poller once no member watches, and returns the
+// file to close — after the watcher's lock is released: Close waits for
+// the goroutine in serve, which may be waiting for the lock.
+func (p *poller) stopIfIdle() *os.File {
+	if len(p.rosters) == 0 && watcher.p == p {
+		watcher.p = nil
+		return p.file
+	}
+	return nil
+}
+
+func unwatch(m *Member) {
+	if f := unwatchLocked(m); f != nil {
+		f.Close()
+	}
+}
+
+func unwatchLocked(m *Member) *os.File {
+	watcher.Lock()
+	defer watcher.Unlock()
+	p := watcher.p
+	if p == nil {
+		return nil
+	}
+	key, ok := p.rosters[m]
+	if !ok {
+		return nil
+	}
+	for i := range m.watching {
+		p.drop(m, i)
+	}
+	delete(p.rosters, m)
+	delete(p.targets, key)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, m.rec.roster.Sysfd(), nil)
+	return p.stopIfIdle()
+}
