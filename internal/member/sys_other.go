@@ -6,14 +6,14 @@ import "errors"
 
 var errUnsupported = errors.ErrUnsupported
 
-func sysCreate(int) (int, []byte, error)   { return -1, nil, errUnsupported }
-func sysSeal(int) error                    { return errUnsupported }
-func sysMap(int, int) ([]byte, error)      { return nil, errUnsupported }
-func sysUnmap([]byte)                      {}
-func sysClose(int)                         {}
-func sysDup(int) (int, error)              { return -1, errUnsupported }
-func sysSelf() (identity, error)           { return identity{}, errUnsupported }
-func watchMember(*Member) error            { return nil }
-func unwatch(*Member)                      {}
+func sysCreate(int) (int, []byte, error) { return -1, nil, errUnsupported }
+func sysSeal(int) error                  { return errUnsupported }
+func sysMap(int, int) ([]byte, error)    { return nil, errUnsupported }
+func sysUnmap([]byte)                    {}
+func sysClose(int)                       {}
+func sysDup(int) (int, error)            { return -1, errUnsupported }
+func sysSelf() (identity, error)         { return identity{}, errUnsupported }
+func watchMember(*Member) error          { return nil }
+func unwatch(*Member)                    {}
 
 type watch struct{}

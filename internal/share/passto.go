@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-
 )
 
 // fileName is the name PassTo gives the files it adds to cmd.ExtraFiles, by
