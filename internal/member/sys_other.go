@@ -17,3 +17,6 @@ func watchMember(*Member) error          { return nil }
 func unwatch(*Member)                    {}
 
 type watch struct{}
+
+// WatchExit is not supported here.
+func WatchExit(int, func()) (func() bool, error) { return nil, errUnsupported }

@@ -18,12 +18,14 @@ type watch struct {
 }
 
 // target is what an epoll event stands for: a member's roster (slot -1),
-// or the process in one slot of its record.
+// the process in one slot of its record, or a process whose exit is
+// watched for someone else (exit set).
 type target struct {
 	m     *Member
 	slot  int
 	gen   uint64
 	pidfd int
+	exit  func()
 }
 
 // watcher is this process's one epoll instance: the rosters of the records
@@ -39,6 +41,7 @@ type poller struct {
 	file    *os.File // epfd, registered with the netpoller
 	targets map[int32]target
 	rosters map[*Member]int32
+	exits   int // targets with exit set
 	next    int32
 	events  [64]unix.EpollEvent
 }
@@ -72,17 +75,25 @@ func watchMember(m *Member) error {
 	return err
 }
 
-func watchLocked(m *Member) (error, *os.File) {
-	watcher.Lock()
-	defer watcher.Unlock()
-	p := watcher.p
-	if p == nil {
-		var err error
-		if p, err = newPoller(); err != nil {
-			return err, nil
+// startLocked returns the running poller, starting one if none runs.
+func startLocked() (*poller, error) {
+	if watcher.p == nil {
+		p, err := newPoller()
+		if err != nil {
+			return nil, err
 		}
 		watcher.p = p
 		go p.run()
+	}
+	return watcher.p, nil
+}
+
+func watchLocked(m *Member) (error, *os.File) {
+	watcher.Lock()
+	defer watcher.Unlock()
+	p, err := startLocked()
+	if err != nil {
+		return err, nil
 	}
 	key := p.add(target{m: m, slot: -1})
 	// Edge-triggered: the roster is never read, and each join is an edge.
@@ -122,6 +133,13 @@ func (p *poller) serve() {
 	if watcher.p != p {
 		return
 	}
+	defer func() {
+		// The last exit watched has fired: retire. Close waits for this
+		// call to return, so it runs on its own.
+		if f := p.stopIfIdle(); f != nil {
+			go f.Close()
+		}
+	}()
 	for {
 		n, err := unix.EpollWait(p.epfd, p.events[:], 0)
 		if err == unix.EINTR {
@@ -134,6 +152,9 @@ func (p *poller) serve() {
 			t, ok := p.targets[ev.Fd]
 			switch {
 			case !ok:
+			case t.exit != nil:
+				p.dropExit(ev.Fd)
+				t.exit()
 			case t.slot < 0:
 				p.rescan(t.m)
 			default:
@@ -225,7 +246,7 @@ func (p *poller) drop(m *Member, i int) {
 // file to close — after the watcher's lock is released: Close waits for
 // the goroutine in serve, which may be waiting for the lock.
 func (p *poller) stopIfIdle() *os.File {
-	if len(p.rosters) == 0 && watcher.p == p {
+	if len(p.rosters) == 0 && p.exits == 0 && watcher.p == p {
 		watcher.p = nil
 		return p.file
 	}
@@ -256,4 +277,66 @@ func unwatchLocked(m *Member) *os.File {
 	delete(p.targets, key)
 	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, m.rec.roster.Sysfd(), nil)
 	return p.stopIfIdle()
+}
+
+// WatchExit calls onExit, once, from the watcher's goroutine, when the
+// process pid exits (as it becomes a zombie: reaping it is not needed, nor
+// hindered). pid must be a child not yet waited for, or otherwise known to
+// be the process meant: a pidfd is opened on whoever has the number now.
+// onExit must not block. Stop, if called first, cancels the watch and
+// reports true; once onExit has run or is running, it reports false.
+// Without pidfds (Linux before 5.3) WatchExit returns the kernel's
+// MissingError.
+func WatchExit(pid int, onExit func()) (stop func() bool, err error) {
+	if !kernel.Pidfd() {
+		return nil, &kernel.MissingError{Facility: "pidfd_open", Since: kernel.SincePidfd, Err: unix.ENOSYS}
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("pidfd_open", err)
+	}
+	watcher.Lock()
+	defer watcher.Unlock()
+	p, err := startLocked()
+	if err != nil {
+		unix.Close(pidfd)
+		return nil, err
+	}
+	key := p.add(target{slot: -2, pidfd: pidfd, exit: onExit})
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: key}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, pidfd, &ev); err != nil {
+		delete(p.targets, key)
+		unix.Close(pidfd)
+		if f := p.stopIfIdle(); f != nil {
+			go f.Close() // not under the lock; see stopIfIdle
+		}
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	p.exits++
+	return func() bool {
+		f, ok := stopExit(p, key)
+		if f != nil {
+			f.Close()
+		}
+		return ok
+	}, nil
+}
+
+func stopExit(p *poller, key int32) (*os.File, bool) {
+	watcher.Lock()
+	defer watcher.Unlock()
+	if _, ok := p.targets[key]; !ok || watcher.p != p {
+		return nil, false
+	}
+	p.dropExit(key)
+	return p.stopIfIdle(), true
+}
+
+// dropExit stops watching a process exit.
+func (p *poller) dropExit(key int32) {
+	t := p.targets[key]
+	delete(p.targets, key)
+	p.exits--
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, t.pidfd, nil)
+	unix.Close(t.pidfd)
 }
