@@ -51,14 +51,16 @@ type FD struct {
 // that what it holds when it dies can be given back by another process.
 //
 // Its calls bracket each system call, under the descriptor's lock: Close
-// waits for them. Taking(n) and Took(n, got) surround one read that may
-// take n; Giving(n) and Gave surround one write of n. Giving returns what it
+// waits for them. Arm returns the word a read must land in, zeroed and
+// marked as in flight, and Landed records what landed there: the kernel's
+// copy of what it took is part of the read, so the ledger never misses a
+// take. Giving(n) and Gave surround one write of n. Giving returns what it
 // struck from the holdings, which Gave puts back if the write failed, or an
 // error that refuses the give (a Semaphore that tells permits never
 // acquired from those that were): the write is then not made.
 type Ledger interface {
-	Taking(n uint64)
-	Took(n, got uint64)
+	Arm() (lane int, dst *uint64)
+	Landed(lane int)
 	Giving(n uint64) (debit uint64, err error)
 	Gave(n, debit uint64, written bool)
 }
@@ -191,9 +193,10 @@ func (fd *FD) read1(shared bool) (uint64, error) {
 	if l == nil {
 		return sysRead(fd.sysfd, shared)
 	}
-	l.Taking(1)
-	v, err := sysRead(fd.sysfd, shared)
-	l.Took(1, v)
+	lane, dst := l.Arm()
+	err := sysReadInto(fd.sysfd, shared, dst)
+	v := atomic.LoadUint64(dst)
+	l.Landed(lane)
 	return v, err
 }
 

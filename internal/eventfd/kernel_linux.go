@@ -22,15 +22,15 @@ import (
 // the hazard to that race for one more system call, which costs about what
 // RWF_NOWAIT does. Setting O_NONBLOCK again before each read would race the
 // same way, cost the same, and overrule a peer on the shared description.
-func readPolled(fd int) (uint64, error) {
+func readPolled(fd int, dst *uint64) error {
 	fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	if err := pollNow(fds[:]); err != nil {
-		return 0, err
+		return err
 	}
 	if fds[0].Revents&(unix.POLLIN|unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) == 0 {
-		return 0, nil
+		return nil
 	}
-	return readRetrying(fd, readBlocking)
+	return readRetrying(fd, readBlocking, dst)
 }
 
 // modeIn returns the mode that an fdinfo text shows, and whether it shows

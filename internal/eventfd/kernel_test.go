@@ -110,11 +110,11 @@ func TestReadPolled(t *testing.T) {
 			if mode == Semaphore {
 				want = 1
 			}
-			if v, err := readPolled(fd); v != want || err != nil {
+			if v, err := readPolledValue(fd); v != want || err != nil {
 				t.Fatalf("readPolled of 3 = %d, %v; want %d", v, err, want)
 			}
 			for {
-				v, err := readPolled(fd)
+				v, err := readPolledValue(fd)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -127,7 +127,7 @@ func TestReadPolled(t *testing.T) {
 			if err := unix.SetNonblock(fd, false); err != nil {
 				t.Fatal(err)
 			}
-			if v, err := readPolled(fd); v != 0 || err != nil {
+			if v, err := readPolledValue(fd); v != 0 || err != nil {
 				t.Fatalf("readPolled of an empty, blocking eventfd = %d, %v", v, err)
 			}
 			if err := sysWrite(fd, 2); err != nil {
@@ -137,12 +137,12 @@ func TestReadPolled(t *testing.T) {
 			if mode == Semaphore {
 				want = 1
 			}
-			if v, err := readPolled(fd); v != want || err != nil {
+			if v, err := readPolledValue(fd); v != want || err != nil {
 				t.Fatalf("readPolled of 2, blocking = %d, %v; want %d", v, err, want)
 			}
 		})
 	}
-	if _, err := readPolled(1 << 29); err == nil {
+	if _, err := readPolledValue(1 << 29); err == nil {
 		t.Error("readPolled of a descriptor that is not open succeeded")
 	}
 }
@@ -176,4 +176,11 @@ func TestSharedReadWithoutNoWait(t *testing.T) {
 	if v, err := fd.Read(); v != 0 || err != nil {
 		t.Fatalf("Read of an empty, blocking shared eventfd = %d, %v", v, err)
 	}
+}
+
+// readPolledValue is readPolled returning what it read.
+func readPolledValue(fd int) (uint64, error) {
+	var v uint64
+	err := readPolled(fd, &v)
+	return v, err
 }

@@ -94,13 +94,24 @@ const (
 // O_NONBLOCK only this package sets, is read with read(2), which the kernel
 // serves faster.
 func sysRead(fd int, shared bool) (uint64, error) {
+	var v uint64
+	err := sysReadInto(fd, shared, &v)
+	return v, err
+}
+
+// sysReadInto is sysRead that has the kernel copy what it takes to *dst,
+// and leaves *dst as it was when it takes nothing. A member's record gives
+// dst in memory its survivors can see: the copy is part of the system call,
+// so a process killed at any moment leaves the permit either in the counter
+// or in its record, never in neither.
+func sysReadInto(fd int, shared bool, dst *uint64) error {
 	switch {
 	case !shared:
-		return readRetrying(fd, readRaw)
+		return readRetrying(fd, readRaw, dst)
 	case kernel.NoWaitRead():
-		return readRetrying(fd, readNoWait)
+		return readRetrying(fd, readNoWait, dst)
 	}
-	return readPolled(fd)
+	return readPolled(fd, dst)
 }
 
 // The ways a read is made.
@@ -112,29 +123,26 @@ const (
 
 // readRetrying reads the counter the given way, again after EINTR; EAGAIN
 // is an empty counter.
-func readRetrying(fd int, how int) (uint64, error) {
-	var v uint64
-	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&v))}
+func readRetrying(fd int, how int, dst *uint64) error {
+	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(dst))}
 	iov.SetLen(8)
 	for {
 		var e unix.Errno
 		switch how {
 		case readRaw:
-			_, _, e = unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&v)), 8)
+			_, _, e = unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(dst)), 8)
 		case readNoWait:
 			_, _, e = unix.RawSyscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, offLo, offHi, unix.RWF_NOWAIT)
 		default:
-			_, _, e = unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&v)), 8)
+			_, _, e = unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(dst)), 8)
 		}
 		switch e {
-		case 0:
-			return v, nil
-		case unix.EAGAIN:
-			return 0, nil
+		case 0, unix.EAGAIN:
+			return nil
 		case unix.EINTR:
 			continue
 		}
-		return 0, os.NewSyscallError("read", e)
+		return os.NewSyscallError("read", e)
 	}
 }
 

@@ -21,3 +21,4 @@ func sysCount(int) (uint64, error)                { return 0, errUnsupported }
 func sysDup(int) (int, error)                     { return -1, errUnsupported }
 func sysClose(int) error                          { return errUnsupported }
 func sysSetNonblock(int) error                    { return errUnsupported }
+func sysReadInto(int, bool, *uint64) error        { return errUnsupported }

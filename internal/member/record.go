@@ -3,6 +3,8 @@ package member
 import (
 	"errors"
 	"fmt"
+	"math/bits"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -15,7 +17,7 @@ import (
 const (
 	magic      = "evsyrec1"
 	headerSize = 128
-	slotSize   = 64
+	slotSize   = 128
 	// slotCount is how many members a record holds at once. The memfd is
 	// sparse: pages of slots never used take no memory.
 	slotCount = 4096
@@ -52,14 +54,31 @@ type header struct {
 	_         [headerSize - 56]byte
 }
 
+// lanes is how many reads one member may have under way at once; more
+// wait for a lane.
+const (
+	lanes    = 8
+	laneMask = 1<<lanes - 1
+	// maxHeld is the most a member's holdings can record.
+	maxHeld = 1<<(64-lanes) - 1
+)
+
 type slot struct {
-	state    atomic.Uint64
-	pid      atomic.Int64
-	start    atomic.Uint64 // start time, clock ticks after boot
-	pidns    atomic.Uint64 // inode of the PID namespace
-	held     atomic.Int64
-	inflight atomic.Int64 // permits in the system call under way
-	_        [slotSize - 48]byte
+	state atomic.Uint64
+	pid   atomic.Int64
+	start atomic.Uint64 // start time, clock ticks after boot
+	pidns atomic.Uint64 // inode of the PID namespace
+	// held is the holdings, shifted left by lanes, and a bit for each lane
+	// with a read under way: one word, so that a read's landing is added
+	// and its lane disarmed in one step.
+	held atomic.Uint64
+	// giving is what writes under way may give: struck from held before
+	// the write, so perhaps lost if the member dies before making it.
+	giving atomic.Uint64
+	_      [16]byte
+	// landing is where the reads of armed lanes land: the kernel writes
+	// what it takes here, as part of the read.
+	landing [lanes]uint64
 }
 
 // ErrBadRecord means a descriptor passed as a record is not one.
@@ -180,16 +199,16 @@ func (r *Record) Stats() Stats {
 		case phaseReclaiming:
 			// Being given back, or stuck: the survivor giving it back
 			// died before it could say whether its write was made.
-			st.Uncertain += uint64(max(s.held.Load(), 0) + max(s.inflight.Load(), 0))
+			st.Uncertain += s.holdings() + s.giving.Load()
 			continue
 		case phaseAlive:
 		default:
 			continue
 		}
 		p := proc{uint64(s.pid.Load()), s.start.Load()}
-		h := max(s.held.Load(), 0)
-		held[p] += h
-		st.Held += uint64(h)
+		h := s.holdings()
+		held[p] += int64(h)
+		st.Held += h
 	}
 	st.Members = len(held)
 	for _, h := range held {
@@ -207,8 +226,9 @@ type Member struct {
 	s      *slot
 	idx    int
 	gen    uint64
-	size   int64
+	size   uint64 // the record's size, up to maxHeld
 	strict bool
+	free   atomic.Uint32 // a bit for each lane not in use
 
 	// permits is the eventfd a reclaim writes to, and reclaimed is called
 	// after, to serve this process's waiters.
@@ -227,8 +247,8 @@ func (r *Record) Join(held int64) (*Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	size := r.hdr.size.Load()
-	held = min(max(held, 0), size)
+	size := uint64(min(r.hdr.size.Load(), maxHeld))
+	h := min(uint64(max(held, 0)), size)
 	for i := range r.slots {
 		s := &r.slots[i]
 		st := s.state.Load()
@@ -238,8 +258,8 @@ func (r *Record) Join(held int64) (*Member, error) {
 		s.pid.Store(id.pid)
 		s.start.Store(id.start)
 		s.pidns.Store(id.pidns)
-		s.held.Store(held)
-		s.inflight.Store(0)
+		s.held.Store(h << lanes)
+		s.giving.Store(0)
 		s.state.Store(pack(genOf(st), phaseAlive))
 		for {
 			u := r.hdr.used.Load()
@@ -249,7 +269,9 @@ func (r *Record) Join(held int64) (*Member, error) {
 		}
 		// Every member's watcher looks at the slots again.
 		_ = r.roster.Write(1)
-		return &Member{rec: r, s: s, idx: i, gen: genOf(st), size: size, strict: r.Strict()}, nil
+		m := &Member{rec: r, s: s, idx: i, gen: genOf(st), size: size, strict: r.Strict()}
+		m.free.Store(laneMask)
+		return m, nil
 	}
 	return nil, ErrFull
 }
@@ -258,21 +280,54 @@ func (r *Record) Join(held int64) (*Member, error) {
 func (m *Member) Record() *Record { return m.rec }
 
 // Held reports what m holds.
-func (m *Member) Held() int64 { return m.s.held.Load() }
+func (m *Member) Held() uint64 { return m.s.held.Load() >> lanes }
 
-// Taking marks n permits in flight: a read is about to be made.
-func (m *Member) Taking(n uint64) { m.s.inflight.Add(int64(n)) }
+// holdings is what the member of s holds, counting what landed in armed
+// lanes: once it is dead, nothing changes under this.
+func (s *slot) holdings() uint64 {
+	w := s.held.Load()
+	h := w >> lanes
+	for i := range lanes {
+		if w&(1<<i) != 0 {
+			h += atomic.LoadUint64(&s.landing[i])
+		}
+	}
+	return h
+}
 
-// Took records got permits taken of the n in flight, up to the size.
-func (m *Member) Took(n, got uint64) {
-	for got > 0 {
-		h := m.s.held.Load()
-		add := min(int64(got), m.size-h)
-		if add <= 0 || m.s.held.CompareAndSwap(h, h+add) {
+// Arm takes a free lane, zeroes its landing word and marks it armed, and
+// returns it for one read to land in.
+func (m *Member) Arm() (int, *uint64) {
+	var i int
+	for {
+		f := m.free.Load()
+		if f == 0 {
+			runtime.Gosched() // lanes goroutines of this process are reading
+			continue
+		}
+		i = bits.TrailingZeros32(f)
+		if m.free.CompareAndSwap(f, f&^(1<<i)) {
 			break
 		}
 	}
-	m.s.inflight.Add(-int64(n))
+	atomic.StoreUint64(&m.s.landing[i], 0)
+	m.s.held.Or(1 << i)
+	return i, &m.s.landing[i]
+}
+
+// Landed adds what landed in lane i to the holdings, up to the size, and
+// disarms the lane, in one compare-and-swap.
+func (m *Member) Landed(i int) {
+	got := atomic.LoadUint64(&m.s.landing[i])
+	for {
+		w := m.s.held.Load()
+		h := w >> lanes
+		h += min(got, m.size-min(h, m.size))
+		if m.s.held.CompareAndSwap(w, h<<lanes|w&laneMask&^(1<<i)) {
+			break
+		}
+	}
+	m.free.Or(1 << i)
 }
 
 // ErrOverRelease refuses a give beyond a strict member's holdings.
@@ -280,16 +335,20 @@ var ErrOverRelease = errors.New("released more than held")
 
 // Giving strikes n permits, or what m holds if less, from its holdings
 // before the write that gives them; on a strict record it refuses to give
-// more than m holds.
+// more than m holds. What may be lost is marked first, so that a death at
+// any point is counted.
 func (m *Member) Giving(n uint64) (uint64, error) {
+	mark := min(n, m.size)
+	m.s.giving.Add(mark)
 	for {
-		h := m.s.held.Load()
-		if m.strict && uint64(h) < n {
+		w := m.s.held.Load()
+		h := w >> lanes
+		if m.strict && h < n {
+			m.s.giving.Add(-mark)
 			return 0, ErrOverRelease
 		}
-		debit := min(uint64(h), n)
-		if m.s.held.CompareAndSwap(h, h-int64(debit)) {
-			m.s.inflight.Add(int64(debit))
+		debit := min(h, n)
+		if m.s.held.CompareAndSwap(w, (h-debit)<<lanes|w&laneMask) {
 			return debit, nil
 		}
 	}
@@ -298,9 +357,9 @@ func (m *Member) Giving(n uint64) (uint64, error) {
 // Gave ends a give; if the write was not made, the holdings are restored.
 func (m *Member) Gave(n, debit uint64, written bool) {
 	if !written {
-		m.s.held.Add(int64(debit))
+		m.s.held.Add(debit << lanes)
 	}
-	m.s.inflight.Add(-int64(debit))
+	m.s.giving.Add(-min(n, m.size))
 }
 
 // Unwatch stops this process watching for m: call it before m's permits
@@ -313,7 +372,7 @@ func (m *Member) Unwatch() { unwatch(m) }
 // process lives, so that they come back when it dies.
 func (m *Member) Leave() {
 	unwatch(m)
-	if m.s.held.Load() != 0 || m.s.inflight.Load() != 0 {
+	if m.s.held.Load() != 0 || m.s.giving.Load() != 0 {
 		return
 	}
 	if m.s.state.CompareAndSwap(pack(m.gen, phaseAlive), pack(m.gen+1, phaseFree)) {
@@ -332,21 +391,21 @@ func (m *Member) reclaim(i int, gen uint64) {
 	if !s.state.CompareAndSwap(pack(gen, phaseAlive), pack(gen, phaseReclaiming)) {
 		return
 	}
-	held := max(s.held.Load(), 0)
-	inflight := max(s.inflight.Load(), 0)
+	held := min(s.holdings(), uint64(max(r.hdr.size.Load(), 0)))
+	giving := s.giving.Load()
 	if held > 0 {
-		if err := m.permits.Restore(uint64(held)); err != nil {
+		if err := m.permits.Restore(held); err != nil {
 			// This handle closed under the watcher: the permits are lost,
 			// and counted as such.
-			inflight += held
+			giving += held
 			held = 0
 		}
 	}
-	r.hdr.reclaimed.Add(uint64(held))
-	r.hdr.uncertain.Add(uint64(inflight))
+	r.hdr.reclaimed.Add(held)
+	r.hdr.uncertain.Add(giving)
 	r.hdr.reclaims.Add(1)
 	s.held.Store(0)
-	s.inflight.Store(0)
+	s.giving.Store(0)
 	s.state.Store(pack(gen+1, phaseFree))
 	if held > 0 && m.reclaimed != nil {
 		m.reclaimed()
