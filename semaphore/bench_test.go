@@ -63,6 +63,27 @@ func BenchmarkReleaseAcquire(b *testing.B) {
 			}
 		})
 	}
+	// A shared Semaphore of size 1 whose permit this process holds: each
+	// Release and Acquire is recorded in the members' record.
+	b.Run("impl=eventsync-recorded", func(b *testing.B) {
+		s := newSem(b, 1)
+		if err := s.Acquire(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := s.share(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			s.Release(1)
+			if err := s.Acquire(ctx, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if h, err := s.Holdings(); err != nil || h.Held != 1 {
+			b.Fatalf("Holdings = %+v, %v; want the 1 permit held", h, err)
+		}
+	})
 	b.Run("impl=x-sync", func(b *testing.B) {
 		s := xsem.NewWeighted(1)
 		if err := s.Acquire(ctx, 1); err != nil {

@@ -197,6 +197,9 @@ func fromParts(p share.Parts) (*Semaphore, error) {
 	rec, err := member.Adopt(p.Record, roster)
 	if err != nil {
 		permits.Close()
+		if errors.Is(err, member.ErrBadRecord) {
+			err = fmt.Errorf("%w: %w", share.ErrMalformed, err)
+		}
 		return nil, err
 	}
 	m, err := rec.Join(0)

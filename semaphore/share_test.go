@@ -305,6 +305,7 @@ func TestWaitingAcquireHoldsNothing(t *testing.T) {
 // everyone else goes on, and the held permit comes back, serving the
 // Acquire(3) that waited for it.
 func TestKilledChildren(t *testing.T) {
+	skipWithoutPidfd(t)
 	s := newSem(t, 3)
 	holder := testutil.Child(t, "hold", "sem", "1")
 	waiter := testutil.Child(t, "wait", "sem", "10")

@@ -14,11 +14,14 @@
 // # Holdings
 //
 // A member's holdings are the permits it took and has not given back, up
-// to the size. A take is recorded after the read that made it, a give
-// before the write that makes it, so a process killed between the two
-// loses the permits in flight and never makes one: the window is one
-// system call wide, and the slot marks what was in flight so that the loss
-// can be counted. Gives beyond the holdings (a Semaphore used to signal,
+// to the size. A read lands in the member's slot: the kernel copies what it
+// took there as part of the read, and one compare-and-swap then adds it to
+// the holdings, so a process killed at any moment leaves each permit it
+// took either in the counter or in its record. A give is struck from the
+// holdings before the write that makes it and marked as in flight, so a
+// process killed between the two loses those permits and never makes one:
+// that window is the few instructions before the write's system call, and
+// what was in flight is counted. Gives beyond the holdings (a Semaphore used to signal,
 // permits handed to another process) are not anybody's holdings; nor are
 // takes beyond the size: nothing they take comes back.
 //
@@ -42,6 +45,8 @@
 // frees the slot under a new generation. A reclaimer killed between the
 // swap and the write loses those permits, again one system call wide.
 //
-// Kernels before 5.3 have no pidfd: there the record is kept and read
-// (Holdings), but nothing watches, and a dead member's permits stay lost.
+// Kernels before 5.3 have no pidfd: there each member looks at the others
+// (by start time) when it joins and whenever another joins, and reclaims
+// those it finds dead then; between joins nothing watches, so a dead
+// member's permits come back at the next join, not at its death.
 package member

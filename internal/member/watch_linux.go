@@ -65,9 +65,6 @@ func newPoller() (*poller, error) {
 }
 
 func watchMember(m *Member) error {
-	if !kernel.Pidfd() {
-		return nil
-	}
 	err, idle := watchLocked(m)
 	if idle != nil {
 		idle.Close()
@@ -193,6 +190,14 @@ func (p *poller) rescan(m *Member) {
 		if pid == id.pid {
 			if start != id.start {
 				m.reclaim(i, gen) // an earlier process with this PID
+			}
+			continue
+		}
+		if !kernel.Pidfd() {
+			// Linux before 5.3: the member is looked at now, and again at
+			// the next join, but not watched.
+			if now, err := startTime(int(pid)); err == nil && now != start || os.IsNotExist(err) && !procHidden() {
+				m.reclaim(i, gen)
 			}
 			continue
 		}
