@@ -397,3 +397,40 @@ func TestKilledReceiverIsReclaimed(t *testing.T) {
 	}
 	s.Release(3)
 }
+
+// Without pidfds (Linux before 5.3) nothing watches members, but each looks
+// at the others when one joins: a member killed while holding is reclaimed
+// when the next one joins.
+func TestDeadMemberReclaimedAtNextJoin(t *testing.T) {
+	if kernel.Pidfd() {
+		t.Skip("with pidfds, members are watched: see TestKilledChildren")
+	}
+	s := newSem(t, 1)
+	holder := testutil.Child(t, "hold", "sem", "1")
+	if err := s.PassTo(holder, "sem"); err != nil {
+		t.Fatal(err)
+	}
+	out := testutil.StdoutLines(t, holder)
+	testutil.Start(t, holder)
+	out.Expect("holding")
+	testutil.Kill(t, holder)
+	if s.TryAcquire(1) {
+		t.Fatal("TryAcquire(1) succeeded before anybody looked at the dead holder")
+	}
+	joiner := testutil.Child(t, "wait", "sem", "5")
+	if err := s.PassTo(joiner, "sem"); err != nil {
+		t.Fatal(err)
+	}
+	jout := testutil.StdoutLines(t, joiner)
+	testutil.Start(t, joiner)
+	jout.Expect("waiting")
+	testutil.Eventually(t, "the dead holder is reclaimed", func() bool {
+		h, err := s.Holdings()
+		return err == nil && h.Reclaims == 1
+	})
+	if err := s.Acquire(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Kill(t, joiner)
+	s.Release(1)
+}
