@@ -108,3 +108,32 @@ func ExampleNewWeighted() {
 	// false
 	// true
 }
+
+// Holdings reads the record of the processes holding a shared Semaphore,
+// for metrics. File shares it here; PassTo and Send do the same.
+func ExampleSemaphore_Holdings() {
+	sem, err := semaphore.New(4)
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	defer sem.Close()
+	if err := sem.Acquire(context.Background(), 3); err != nil {
+		log.Print(err)
+		return
+	}
+	f, err := sem.File() // a descriptor for a peer: the Semaphore is shared
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	f.Close()
+	h, err := sem.Holdings()
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	fmt.Printf("size %d, held %d by %d of %d member processes\n", h.Size, h.Held, h.Holders, h.Members)
+	sem.Release(3)
+	// Output: size 4, held 3 by 1 of 1 member processes
+}
