@@ -2,6 +2,7 @@ package waitgroup_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os/exec"
@@ -51,6 +52,30 @@ func ExampleWaitGroup_WaitContext() {
 	defer cancel()
 	if err := wg.WaitContext(ctx); err != nil {
 		log.Print("workers still running: ", err)
+	}
+}
+
+// Workers started with Start: a worker that crashes, or exits without Done,
+// does not hang Wait; the parent learns which one it was.
+func ExampleWaitGroup_Start() {
+	var wg waitgroup.WaitGroup
+	defer wg.Close()
+
+	var cmds []*exec.Cmd
+	for range 3 {
+		cmd := exec.Command("/path/to/worker") // calls waitgroup.Inherited("done"), then Done
+		if err := wg.Start(cmd, "done"); err != nil {
+			log.Print(err) // nothing was added for it
+			continue
+		}
+		cmds = append(cmds, cmd)
+	}
+	err := wg.WaitContext(context.Background())
+	if exited, ok := errors.AsType[*waitgroup.ExitError](err); ok {
+		log.Print("workers that exited without Done: ", exited.PIDs)
+	}
+	for _, cmd := range cmds {
+		_ = cmd.Wait() // Start does not reap: the caller waits, as after cmd.Start
 	}
 }
 

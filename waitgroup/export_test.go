@@ -9,3 +9,11 @@ func (wg *WaitGroup) shared() *fds {
 	}
 	return f
 }
+
+// watched is how many processes started with Start wg still watches.
+func (wg *WaitGroup) watched() int {
+	s := &wg.group().starts
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live)
+}

@@ -56,6 +56,12 @@ func (wg *WaitGroup) PassTo(cmd *exec.Cmd, name string) error {
 // ErrNotInherited, ErrWrongKind, ErrMalformed, os.ErrClosed, ErrNotEventfd or
 // ErrWrongMode otherwise, or ErrTaken if it was already called for name. The
 // descriptors are made close-on-exec again.
+//
+// In a process started with Start, the entry has a fourth eventfd, the
+// share token: the returned WaitGroup's first decrement (Done, usually)
+// does the share that Start added, and the parent does it if this process
+// exits without one. A WaitGroup passed with PassTo has no token: if this
+// process dies before Done, nothing does it in its place.
 func Inherited(name string) (*WaitGroup, error) {
 	p, err := share.Inherited(name, kind)
 	if err != nil {
@@ -86,8 +92,14 @@ func Receive(conn syscall.Conn) (*WaitGroup, error) {
 	return fromFDs(p.FDs), nil
 }
 
+// fromFDs makes a WaitGroup on a shared WaitGroup's descriptors, and its
+// share token if the list has one.
 func fromFDs(list []*eventfd.FD) *WaitGroup {
 	wg := new(WaitGroup)
-	wg.adopt(newGroup(&fds{count: list[0], zero: list[1], waiting: list[2]}))
+	g := newGroup(&fds{count: list[0], zero: list[1], waiting: list[2]})
+	if len(list) > 3 {
+		g.token.Store(list[3])
+	}
+	wg.adopt(g)
 	return wg
 }

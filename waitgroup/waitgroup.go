@@ -3,7 +3,8 @@
 // any process return when the counter reaches zero.
 //
 // A WaitGroup has sync.WaitGroup's method set (Add, Done, Go, Wait), plus
-// WaitContext, Value and Close. Waiting is done by the Go runtime's
+// WaitContext, Value, Close, and Start, which starts a process as a member
+// whose share completes when it exits. Waiting is done by the Go runtime's
 // netpoller, so a blocked Wait holds no OS thread.
 //
 // # How it works
@@ -30,17 +31,44 @@
 // Add(n) and Done are one system call on the counter each, so a process
 // that crashes cannot leave the counter half-changed by them; Add(-n) for
 // n > 1 is n reads, and a process killed among them leaves the counter
-// lowered by the reads it made. Otherwise a crash leaves at worst a member
-// that never called Done (waiters wait for it), or a waiter that never left
-// (later Done calls write "reached zero" for nobody, and waiters drain it).
+// lowered by the reads it made. A waiter that never left costs later Done
+// calls a write of "reached zero" for nobody, which waiters drain. What a
+// member that dies before Done leaves behind is the next section's subject.
+//
+// # When a process dies
+//
+// A process started with Start is a member whose share completes when it
+// exits, whether or not it called Done, and never twice. Start adds one to
+// the counter for it and hands it, beside the WaitGroup, a share token: an
+// eventfd holding 1, made for that process alone. The process's first
+// decrement (Done, Add with a negative delta, the end of a task started
+// with Go) takes the token, then reads the counter. This process watches
+// the child's exit in the netpoller (a pidfd in one epoll instance for all
+// of them, no thread each) and, when it exits, takes the token if it is
+// still there and does the Done for it; the next WaitContext to return
+// reports the process in an *ExitError. Exactly one of the two gets the
+// token. The one window is a process killed between its two reads, one
+// system call apart: that Done is lost, and waiters wait as below. Start
+// needs pidfds (Linux 5.3); without them it refuses, before starting
+// anything. Once the WaitGroup that started a process is closed (or
+// collected), that process is no longer watched.
+//
+// Members that joined any other way — PassTo and Inherited, Send and
+// Receive, or a process started with Start passing the WaitGroup on, which
+// passes it without its token — are not watched: their Adds and Dones stand
+// as made, and nothing is completed for one that dies before Done. Waiters
+// wait for it; whoever learns of the death (a parent, from cmd.Wait) may
+// call Done in its place, which is what Start does for the processes it
+// starts.
 //
 // # Sharing with other processes
 //
 // PassTo hands a WaitGroup to a child started with os/exec, which takes it
-// with Inherited; Send and Receive hand it to an unrelated process over a
-// Unix socket. The formats are in the README's "Sharing with other
-// processes" section; a WaitGroup is three descriptors, and its protocol is
-// this package's alone.
+// with Inherited; Start does too, and watches the child's exit; Send and
+// Receive hand it to an unrelated process over a Unix socket. The formats
+// are in the README's "Sharing with other processes" section; a WaitGroup
+// is three descriptors (four for a process started with Start, the fourth
+// its share token), and its protocol is this package's alone.
 //
 // # Switching from sync
 //
@@ -102,6 +130,12 @@ type group struct {
 	fds     atomic.Pointer[fds] // nil until shared
 	q       *waitq.Queue
 	cleanup runtime.Cleanup
+
+	// token is, in a process started with Start, the share token its
+	// parent passed, until the first decrement takes it.
+	token atomic.Pointer[eventfd.FD]
+	// starts are the processes this WaitGroup started with Start.
+	starts starts
 }
 
 // Marks in group.local.
@@ -120,9 +154,14 @@ type fds struct {
 func (f *fds) list() []share.Exporter { return []share.Exporter{f.count, f.zero, f.waiting} }
 
 // kind describes a WaitGroup to the sharing protocols: its counter, its
-// "reached zero" eventfd and its count of waiting processes, in that order.
-// Its ID is part of the wire format.
-var kind = share.Kind{Name: "waitgroup", Type: "WaitGroup", ID: 3, Modes: []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}}
+// "reached zero" eventfd and its count of waiting processes, in that order,
+// and, only for a process started with Start, its share token. Its ID is
+// part of the wire format.
+var kind = share.Kind{
+	Name: "waitgroup", Type: "WaitGroup", ID: 3,
+	Modes:    []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore, eventfd.Semaphore},
+	Optional: 1,
+}
 
 // New returns a WaitGroup with a zero counter, like a zero WaitGroup. On
 // systems other than Linux it returns an error satisfying
@@ -205,7 +244,7 @@ func (g *group) share() (*fds, error) {
 		}
 		return nil, err
 	}
-	for _, m := range kind.Modes[1:] {
+	for _, m := range kind.Modes[1:3] {
 		fd, err := eventfd.New(0, m)
 		if err != nil {
 			return fail(err)
@@ -344,12 +383,22 @@ func (g *group) addShared(delta int, panicIfClosed bool) bool {
 			panic("waitgroup: Add: " + err.Error())
 		}
 	case delta < 0:
+		// The first decrement in a process started with Start takes the
+		// share token first: from then on its parent will not do the
+		// share's Done when it exits.
+		token, took := g.takeToken()
 		ok, err := f.count.Take(uint64(-delta), nil)
+		if err != nil || !ok {
+			g.putToken(token, took)
+		}
 		switch {
 		case err != nil:
 			panic("waitgroup: Add: " + err.Error())
 		case !ok:
 			panic("sync: negative WaitGroup counter")
+		}
+		if token != nil {
+			_ = token.Close()
 		}
 		f.reachedZero()
 	}
@@ -396,16 +445,35 @@ func (wg *WaitGroup) Go(f func()) {
 }
 
 // Wait blocks until the counter is zero. It also returns if wg is closed
-// meanwhile; WaitContext tells the two apart.
+// meanwhile; WaitContext tells the two apart. Wait leaves the processes
+// that exited without Done (see WaitContext) for WaitContext to report.
 func (wg *WaitGroup) Wait() {
-	_ = wg.WaitContext(context.Background())
+	_ = wg.wait(context.Background())
 }
 
 // WaitContext blocks until the counter is zero, ctx is done, or wg is
-// closed. It returns nil when the counter reached zero, ctx.Err() if ctx was
-// done first (or already), and an error wrapping os.ErrClosed if wg is
-// closed. A WaitContext that fails changes nothing.
+// closed. It returns ctx.Err() if ctx was done first (or already), and an
+// error wrapping os.ErrClosed if wg is closed; a WaitContext that fails
+// changes nothing.
+//
+// When the counter reached zero, it returns nil, or an *ExitError if
+// processes that this WaitGroup started with Start exited without their
+// share's Done since the last WaitContext that reported any: the WaitGroup
+// did it for them. Each such process is reported once, to the first
+// WaitContext that returns after its exit was seen; other goroutines
+// waiting at the same time get nil.
 func (wg *WaitGroup) WaitContext(ctx context.Context) error {
+	if err := wg.wait(ctx); err != nil {
+		return err
+	}
+	if g := wg.g.Load(); g != nil {
+		return g.starts.report()
+	}
+	return nil
+}
+
+// wait is WaitContext without the report of processes that exited.
+func (wg *WaitGroup) wait(ctx context.Context) error {
 	done := ctx.Done()
 	select {
 	case <-done:
@@ -466,8 +534,10 @@ func (wg *WaitGroup) Value() (uint64, error) {
 // Close closes this process's handle. Goroutines blocked in WaitContext
 // return an error wrapping os.ErrClosed (Wait simply returns), as do later
 // calls; Add and Done panic; tasks started by Go that are still running
-// finish without effect. Other processes are not affected. Close returns an
-// error wrapping os.ErrClosed if wg is already closed.
+// finish without effect. Processes started with Start are no longer
+// watched: from then on their shares are completed by their own Done only,
+// as if they had been passed with PassTo. Other processes are not affected.
+// Close returns an error wrapping os.ErrClosed if wg is already closed.
 func (wg *WaitGroup) Close() error {
 	g := wg.group()
 	g.cleanup.Stop()
@@ -491,9 +561,13 @@ func (g *group) close() error {
 		}
 	}
 	g.mu.Unlock()
+	g.starts.close()
 	err := g.q.Close()
 	if f := g.fds.Load(); f != nil {
 		err = errors.Join(err, f.count.Close(), f.zero.Close(), f.waiting.Close())
+	}
+	if token := g.token.Swap(nil); token != nil {
+		err = errors.Join(err, token.Close())
 	}
 	return err
 }

@@ -11,6 +11,7 @@ package share
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/eventsync/eventsync/internal/eventfd"
 )
@@ -31,14 +32,36 @@ type Kind struct {
 	// Record says that a membership record (a memfd, see package member)
 	// follows the eventfds. Three descriptors at most in all.
 	Record bool
+	// Optional counts the trailing Modes that only some holders are
+	// given: PassTo may leave them out, Inherited accepts an entry with or
+	// without them, and Send and Receive never carry them (a WaitGroup's
+	// share token, which only a process started with waitgroup's Start
+	// holds). A kind with Optional has no Record.
+	Optional int
 }
 
-// count is how many descriptors the kind is made of.
+// count is how many descriptors the kind is made of, at most.
 func (k Kind) count() int {
 	if k.Record {
 		return len(k.Modes) + 1
 	}
 	return len(k.Modes)
+}
+
+// sent is how many descriptors a Send message carries: all but the
+// optional ones.
+func (k Kind) sent() int { return k.count() - k.Optional }
+
+// fits reports whether n descriptors make a whole primitive of the kind, with
+// or without its optional ones.
+func (k Kind) fits(n int) bool { return k.sent() <= n && n <= k.count() }
+
+// want says how many descriptors a kind is made of, for error messages.
+func (k Kind) want() string {
+	if k.Optional == 0 {
+		return strconv.Itoa(k.count())
+	}
+	return strconv.Itoa(k.sent()) + " to " + strconv.Itoa(k.count())
 }
 
 // An Exporter hands out a duplicate of its descriptor, which the caller

@@ -17,6 +17,10 @@ import (
 // of the kind. For example:
 //
 //	EVENTSYNC_FDS=jobs:semaphore:3 done:waitgroup:4,5,6
+//
+// A kind's optional eventfds (Kind.Optional) may be left out of an entry:
+// a waitgroup is 3 descriptors, or 4 with the share token of a process
+// started with waitgroup's Start.
 const EnvVar = "EVENTSYNC_FDS"
 
 // maxFDs is the most descriptors one entry may name.

@@ -85,8 +85,8 @@ func inherited(name string, kind Kind) (Parts, error) {
 	switch {
 	case e.kind != kind.Name:
 		return Parts{}, fmt.Errorf("%q is a %s, not a %s: %w", name, e.kind, kind.Name, ErrWrongKind)
-	case len(e.fds) != kind.count():
-		return Parts{}, fmt.Errorf("%q: a %s has %d descriptors, not %d: %w", name, kind.Name, kind.count(), len(e.fds), ErrMalformed)
+	case !kind.fits(len(e.fds)):
+		return Parts{}, fmt.Errorf("%q: a %s has %s descriptors, not %d: %w", name, kind.Name, kind.want(), len(e.fds), ErrMalformed)
 	case inheritance.taken[name]:
 		return Parts{}, fmt.Errorf("%q: %w", name, ErrTaken)
 	}
@@ -95,8 +95,10 @@ func inherited(name string, kind Kind) (Parts, error) {
 			return Parts{}, fmt.Errorf("%q: descriptor %d was not open when this process started: %w", name, fd, os.ErrClosed)
 		}
 	}
-	p := Parts{FDs: make([]*eventfd.FD, 0, len(kind.Modes)), Record: -1}
-	for j, mode := range kind.Modes {
+	// Those optional descriptors that the entry leaves out are not there.
+	modes := kind.Modes[:len(kind.Modes)-(kind.count()-len(e.fds))]
+	p := Parts{FDs: make([]*eventfd.FD, 0, len(modes)), Record: -1}
+	for j, mode := range modes {
 		num := e.fds[j]
 		fd, err := eventfd.Own(num, mode)
 		if err != nil {

@@ -16,8 +16,8 @@ import (
 const (
 	headerLen = 8
 	version   = 1
-	// maxKindFDs is the most descriptors a kind is made of, and so the most
-	// a message carries.
+	// maxKindFDs is the most descriptors a message carries: what a kind is
+	// made of, less its optional descriptors, which never travel in one.
 	maxKindFDs = 3
 )
 
@@ -50,8 +50,8 @@ func send(conn syscall.Conn, kind Kind, fds []Exporter) error {
 		}
 		nums = append(nums, dup)
 	}
-	if len(fds) != kind.count() {
-		return fmt.Errorf("a %s is %d descriptors, not %d: %w", kind.Name, kind.count(), len(fds), os.ErrInvalid)
+	if len(fds) != kind.sent() {
+		return fmt.Errorf("a %s sends %d descriptors, not %d: %w", kind.Name, kind.sent(), len(fds), os.ErrInvalid)
 	}
 	hdr := [headerLen]byte{magic[0], magic[1], magic[2], magic[3], version, kind.ID, byte(len(fds))}
 	n, err := sendmsg(raw, hdr[:], nums)
@@ -105,8 +105,9 @@ func receive(conn syscall.Conn, kind Kind) (Parts, error) {
 	if err := checkMessage(hdr, m, kind); err != nil {
 		return fail(err)
 	}
-	p := Parts{FDs: make([]*eventfd.FD, 0, len(kind.Modes)), Record: -1}
-	for j, mode := range kind.Modes {
+	modes := kind.Modes[:len(kind.Modes)-kind.Optional]
+	p := Parts{FDs: make([]*eventfd.FD, 0, len(modes)), Record: -1}
+	for j, mode := range modes {
 		fd, err := eventfd.Own(m.fds[j], mode)
 		if err != nil {
 			return fail(err)
@@ -124,7 +125,7 @@ func checkMessage(hdr [headerLen]byte, m message, kind Kind) error {
 	switch {
 	case m.err != nil:
 		return m.err
-	case m.ctrunc && int(hdr[6]) <= kind.count() && m.n == headerLen:
+	case m.ctrunc && int(hdr[6]) <= kind.sent() && m.n == headerLen:
 		// Send sent no more than fit: the kernel could not install them.
 		return fmt.Errorf("descriptors did not arrive, this process is at its descriptor limit: %w", syscall.EMFILE)
 	case m.ctrunc:
@@ -137,8 +138,8 @@ func checkMessage(hdr [headerLen]byte, m message, kind Kind) error {
 		return fmt.Errorf("too many descriptors in one message: %w", ErrMalformed)
 	case hdr[5] != kind.ID:
 		return fmt.Errorf("received a primitive of kind %d, not a %s: %w", hdr[5], kind.Name, ErrWrongKind)
-	case int(hdr[6]) != kind.count() || len(m.fds) != kind.count():
-		return fmt.Errorf("a %s has %d descriptors, message has %d: %w", kind.Name, kind.count(), len(m.fds), ErrMalformed)
+	case int(hdr[6]) != kind.sent() || len(m.fds) != kind.sent():
+		return fmt.Errorf("a %s has %d descriptors, message has %d: %w", kind.Name, kind.sent(), len(m.fds), ErrMalformed)
 	}
 	return nil
 }

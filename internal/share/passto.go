@@ -35,8 +35,8 @@ func passTo(cmd *exec.Cmd, name string, kind Kind, fds []Exporter) error {
 		return ErrStarted
 	case !validName(name):
 		return fmt.Errorf("name %q: use 1 to 255 ASCII letters, digits, '_', '-' or '.': %w", name, os.ErrInvalid)
-	case len(fds) != kind.count():
-		return fmt.Errorf("a %s is %d descriptors, not %d: %w", kind.Name, kind.count(), len(fds), os.ErrInvalid)
+	case !kind.fits(len(fds)):
+		return fmt.Errorf("a %s is %s descriptors, not %d: %w", kind.Name, kind.want(), len(fds), os.ErrInvalid)
 	}
 	entries, rest := passedEntries(cmd)
 	for _, e := range entries {

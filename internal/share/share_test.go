@@ -1144,11 +1144,13 @@ func TestSendReceiveClosedAndNil(t *testing.T) {
 	}
 }
 
-// Kinds of one to three eventfds, named as the public packages name theirs.
+// Kinds of one to three eventfds, named as the public packages name theirs,
+// and a waitgroup with its optional fourth, the share token.
 var (
-	kindSemaphore = Kind{"semaphore", "Semaphore", 1, []eventfd.Mode{eventfd.Semaphore}, false}
-	kindSignal    = Kind{"signal", "Signal", 2, []eventfd.Mode{eventfd.Counter}, false}
-	kindWaitGroup = Kind{"waitgroup", "WaitGroup", 3, []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}, false}
+	kindSemaphore      = Kind{"semaphore", "Semaphore", 1, []eventfd.Mode{eventfd.Semaphore}, false, 0}
+	kindSignal         = Kind{"signal", "Signal", 2, []eventfd.Mode{eventfd.Counter}, false, 0}
+	kindWaitGroup      = Kind{"waitgroup", "WaitGroup", 3, []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore}, false, 0}
+	kindWaitGroupToken = Kind{"waitgroup", "WaitGroup", 3, []eventfd.Mode{eventfd.Semaphore, eventfd.Counter, eventfd.Semaphore, eventfd.Semaphore}, false, 1}
 )
 
 // startWith makes v this process's inheritance, as if it had started with
