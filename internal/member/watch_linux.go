@@ -65,7 +65,7 @@ func newPoller() (*poller, error) {
 }
 
 func watchMember(m *Member) error {
-	err, idle := watchLocked(m)
+	idle, err := watchLocked(m)
 	if idle != nil {
 		idle.Close()
 	}
@@ -85,19 +85,19 @@ func startLocked() (*poller, error) {
 	return watcher.p, nil
 }
 
-func watchLocked(m *Member) (error, *os.File) {
+func watchLocked(m *Member) (*os.File, error) {
 	watcher.Lock()
 	defer watcher.Unlock()
 	p, err := startLocked()
 	if err != nil {
-		return err, nil
+		return nil, err
 	}
 	key := p.add(target{m: m, slot: -1})
 	// Edge-triggered: the roster is never read, and each join is an edge.
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: key}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, m.rec.roster.Sysfd(), &ev); err != nil {
 		delete(p.targets, key)
-		return os.NewSyscallError("epoll_ctl", err), p.stopIfIdle()
+		return p.stopIfIdle(), os.NewSyscallError("epoll_ctl", err)
 	}
 	p.rosters[m] = key
 	m.watching = make(map[int]watch)
