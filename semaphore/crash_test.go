@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/eventsync/eventsync/internal/kernel"
 	"github.com/eventsync/eventsync/internal/testutil"
@@ -39,12 +42,39 @@ func skipWithoutPidfd(t *testing.T) {
 	}
 }
 
+// What a churning child is doing, which it keeps in a word of memory it
+// shares with the test (descriptor 3), so that the test knows where each
+// kill landed.
+const (
+	phaseOther    = iota
+	phaseAcquire1 // in Acquire(1) or TryAcquire(1)
+	phaseWeighted // in a weighted Acquire or TryAcquire: waiting, or taking a read at a time
+	phaseHolding
+	phaseRelease
+	phases
+)
+
+var phaseNames = [phases]string{"elsewhere", "in Acquire(1)", "in a weighted Acquire", "holding", "in Release"}
+
+// phaseWord maps the shared word on descriptor fd.
+func phaseWord(fd int) (*atomic.Uint32, []byte, error) {
+	mem, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, err
+	}
+	return (*atomic.Uint32)(unsafe.Pointer(&mem[0])), mem, nil
+}
+
 // churn NAME SEED: takes the Semaphore and, until killed, acquires 1 to 3
 // permits (sometimes all of them) and releases them, with TryAcquire,
 // contexts cancelled at random moments by another goroutine, deadlines, and
 // holds of random length; it prints "ready", then "op" every few
-// operations.
+// operations, and keeps its phase in the word on descriptor 3.
 func roleChurn(args []string) error {
+	phase, _, err := phaseWord(3)
+	if err != nil {
+		return err
+	}
 	s, err := Inherited(args[0])
 	if err != nil {
 		return err
@@ -52,6 +82,18 @@ func roleChurn(args []string) error {
 	seed, _ := strconv.ParseUint(args[1], 10, 64)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	size := s.size
+	acquiring := func(n int64) {
+		if n == 1 {
+			phase.Store(phaseAcquire1)
+		} else {
+			phase.Store(phaseWeighted)
+		}
+	}
+	release := func(n int64) {
+		phase.Store(phaseRelease)
+		s.Release(n)
+		phase.Store(phaseOther)
+	}
 	testutil.Say("ready")
 	for i := 0; ; i++ {
 		n := 1 + rng.Int64N(3)
@@ -60,9 +102,11 @@ func roleChurn(args []string) error {
 		}
 		switch rng.IntN(4) {
 		case 0:
+			acquiring(n)
 			if s.TryAcquire(n) {
+				phase.Store(phaseHolding)
 				spin(rng.IntN(64))
-				s.Release(n)
+				release(n)
 			}
 		case 1:
 			// Cancelled by another goroutine at a random moment: before,
@@ -72,24 +116,29 @@ func roleChurn(args []string) error {
 				spin(k)
 				cancel()
 			}(rng.IntN(256))
+			acquiring(n)
 			if s.Acquire(ctx, n) == nil {
-				s.Release(n)
+				phase.Store(phaseHolding)
+				release(n)
 			}
 			cancel()
 		default:
 			// A deadline, so that a request for every permit does not wait
 			// for ever for one that a kill lost.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+rng.IntN(20))*time.Millisecond)
+			acquiring(n)
 			err := s.Acquire(ctx, n)
 			cancel()
 			switch {
 			case err == nil:
+				phase.Store(phaseHolding)
 				spin(rng.IntN(256))
-				s.Release(n)
+				release(n)
 			case !errors.Is(err, context.DeadlineExceeded):
 				return err
 			}
 		}
+		phase.Store(phaseOther)
 		if i%4 == 0 {
 			testutil.Say("op")
 		}
@@ -131,6 +180,7 @@ func TestKilledChurnConservesPermits(t *testing.T) {
 		errs    = make(chan error, parallel+1)
 		killed  atomic.Int64
 		seed    = rand.Uint64()
+		where   [phases]atomic.Int64 // what the children were doing when killed
 	)
 	t.Logf("seed %d", seed)
 	look := func() {
@@ -172,7 +222,7 @@ func TestKilledChurnConservesPermits(t *testing.T) {
 			defer children.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(slot)+1))
 			for killed.Add(1) <= int64(kills) {
-				if err := churnAndKill(s, rng, look); err != nil {
+				if err := churnAndKill(s, rng, look, &where); err != nil {
 					errs <- err
 					return
 				}
@@ -201,6 +251,9 @@ func TestKilledChurnConservesPermits(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d children killed; Value %d of %d; Holdings %+v", kills, v, size, h)
+	for p := range phases {
+		t.Logf("killed %s: %d", phaseNames[p], where[p].Load())
+	}
 	if c := created.Load(); c != 0 {
 		t.Fatalf("Value reached %d, above the size %d: a permit was made", c, size)
 	}
@@ -218,10 +271,25 @@ func TestKilledChurnConservesPermits(t *testing.T) {
 // churnAndKill starts a churning child, lets it run for a random number of
 // its progress lines, kills it, reaps it, and checks that the Semaphore
 // holds no more than its size.
-func churnAndKill(s *Semaphore, rng *rand.Rand, look func()) error {
+func churnAndKill(s *Semaphore, rng *rand.Rand, look func(), where *[phases]atomic.Int64) error {
 	cmd := exec.Command(os.Args[0], "sem", strconv.FormatUint(rng.Uint64(), 10))
 	cmd.Env = append(os.Environ(), "EVENTSYNC_TEST_ROLE=churn")
 	cmd.Stderr = os.Stderr
+	memfd, err := unix.MemfdCreate("churn-phase", unix.MFD_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	phaseFile := os.NewFile(uintptr(memfd), "churn-phase")
+	defer phaseFile.Close()
+	if err := unix.Ftruncate(memfd, 4096); err != nil {
+		return err
+	}
+	phase, mem, err := phaseWord(memfd)
+	if err != nil {
+		return err
+	}
+	defer unix.Munmap(mem)
+	cmd.ExtraFiles = []*os.File{phaseFile} // descriptor 3
 	if err := s.PassTo(cmd, "sem"); err != nil {
 		return err
 	}
@@ -232,7 +300,7 @@ func churnAndKill(s *Semaphore, rng *rand.Rand, look func()) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	for _, f := range cmd.ExtraFiles {
+	for _, f := range cmd.ExtraFiles[1:] {
 		f.Close()
 	}
 	lines := bufio.NewScanner(out)
@@ -250,6 +318,9 @@ func churnAndKill(s *Semaphore, rng *rand.Rand, look func()) error {
 		v, verr := s.Value()
 		h, herr := s.Holdings()
 		return fmt.Errorf("churning child ended with %v, want killed (Value %d %v, Holdings %+v %v)", err, v, verr, h, herr)
+	}
+	if p := phase.Load(); p < phases {
+		where[p].Add(1)
 	}
 	look()
 	return nil
