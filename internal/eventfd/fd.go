@@ -210,7 +210,7 @@ func (fd *FD) writeLocked(v uint64) error {
 	if err != nil {
 		return err
 	}
-	err = sysWrite(fd.sysfd, v)
+	err = sysWriteRaw(fd.sysfd, v)
 	l.Gave(v, debit, err == nil)
 	return err
 }
@@ -257,7 +257,7 @@ func (fd *FD) Restore(v uint64) error {
 	if fd.closed {
 		return os.ErrClosed
 	}
-	return sysWrite(fd.sysfd, v)
+	return sysWriteRaw(fd.sysfd, v) // as a give: see sysWriteRaw
 }
 
 // Saturate adds v, or as much of it as fits below MaxCount.

@@ -164,6 +164,26 @@ func sysWrite(fd int, v uint64) error {
 	}
 }
 
+// sysWriteRaw is sysWrite as a raw system call: nothing runs between the
+// caller's last instruction and the kernel's, which keeps a recorded give's
+// window (holdings struck, write not yet made) to a few instructions. It
+// can block only where sysWrite can (a peer cleared O_NONBLOCK and the
+// counter is full), and would then hold its P as well as its thread.
+func sysWriteRaw(fd int, v uint64) error {
+	for {
+		_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&v)), 8)
+		switch e {
+		case 0:
+			return nil
+		case unix.EAGAIN, unix.EINVAL:
+			return ErrOverflow
+		case unix.EINTR:
+			continue
+		}
+		return os.NewSyscallError("write", e)
+	}
+}
+
 func sysClose(fd int) error {
 	if err := unix.Close(fd); err != nil {
 		return os.NewSyscallError("close", err)

@@ -22,3 +22,4 @@ func sysDup(int) (int, error)                     { return -1, errUnsupported }
 func sysClose(int) error                          { return errUnsupported }
 func sysSetNonblock(int) error                    { return errUnsupported }
 func sysReadInto(int, bool, *uint64) error        { return errUnsupported }
+func sysWriteRaw(int, uint64) error               { return errUnsupported }
