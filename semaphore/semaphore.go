@@ -319,8 +319,12 @@ func (s *Semaphore) counter() *counter.Counter {
 // permit taken as ctx becomes done is given back, and Acquire fails. Acquire
 // with n == 0 succeeds at once; with n < 0 it panics.
 //
-// A request larger than the permits that can ever be free waits until its
-// context is done, holding up the requests of this process queued behind it.
+// On a Semaphore made by New, a request larger than the permits that can
+// ever be free waits until its context is done, holding up the requests of
+// this process queued behind it (permits released beyond the size could
+// still serve it). On one made by NewWeighted, as in x/sync, a request
+// larger than the size waits for its context, or Close, alone, holding up
+// nobody.
 // Taking n permits is n system calls, made once n are free; a very large
 // take stops between chunks of reads, giving back what it took, when ctx is
 // done or s is closed. Before it queues, an Acquire that finds no permit
