@@ -92,8 +92,13 @@ func checkRun(t *testing.T, j int, cmds []string, ids []string, log string) {
 	if code != 0 {
 		t.Fatalf("exit status %d, want 0", code)
 	}
-	if want := fmt.Sprintf("%d commands: %d ok, 0 failed, 0 not started", len(cmds), len(cmds)); !strings.Contains(out, want) {
-		t.Errorf("summary does not say %q", want)
+	for _, want := range []string{
+		fmt.Sprintf("%d commands: %d ok, 0 failed, 0 not started", len(cmds), len(cmds)),
+		fmt.Sprintf("permits free at the end: %d of %d", j, j),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary does not say %q", want)
+		}
 	}
 	maxRunning, finished := replay(t, log)
 	for _, id := range ids {
@@ -167,7 +172,7 @@ func TestTimeout(t *testing.T) {
 	if code != 124 {
 		t.Errorf("exit status %d, want 124 (timeout)", code)
 	}
-	for _, want := range []string{"timed out", "killed", "not started", "2 commands: 0 ok, 1 failed, 1 not started"} {
+	for _, want := range []string{"timed out", "killed", "not started", "2 commands: 0 ok, 1 failed, 1 not started", "permits free at the end: 1 of 1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary does not say %q", want)
 		}
