@@ -34,12 +34,20 @@
 // client, which would wait for a second. (Hence one command must not run two
 // clients side by side: they would share one implicit slot.)
 //
+// A command killed, or a client killed while it holds permits, loses no
+// capacity: every Go process holding the semaphore is a member of it, and
+// when one dies another gives back the permits it held (see the semaphore
+// package's "When a process dies"). Kill a client with SIGKILL and the next
+// commands still run J at once.
+//
 // On -timeout (or Ctrl-C) running commands are killed, with their whole
 // process group, and waiting ones are not started. A summary lists every
-// command, its status and duration, and the most commands this runner had
-// running at once. Exit status: 0 when every
-// command succeeded, 1 when one failed, 2 for bad usage, 124 on timeout, 130
-// when interrupted.
+// command, its status and duration, the most commands this runner had
+// running at once, and the permits free at the end, which should be all J:
+// once every command has ended nobody holds one; if member processes died,
+// it also says how many, and how many permits were given back for them.
+// Exit status: 0 when every command succeeded, 1 when one failed, 2 for bad
+// usage, 124 on timeout, 130 when interrupted.
 package main
 
 import (
@@ -165,6 +173,10 @@ func runner(args []string) int {
 
 	code = summary(os.Stdout, "jobserver", results, time.Since(begin))
 	fmt.Printf("jobserver: at most %d of %d commands of this runner at once\n", maxRunning.Load(), *j)
+	if err := permitsAtEnd(os.Stdout, sem, int64(*j)); err != nil {
+		fmt.Fprintln(os.Stderr, "jobserver:", err)
+		code = 1
+	}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		fmt.Printf("jobserver: timed out after %v\n", *timeout)
@@ -174,6 +186,42 @@ func runner(args []string) int {
 		return 130
 	}
 	return code
+}
+
+// reclaimWait bounds how long the runner waits, once every command has
+// ended, for permits that are not free yet. Those of a client killed at the
+// end come back a moment later, when this process's watcher sees it die;
+// those that a process outside the record kept (a peer holding only the
+// eventfd) or that a member still alive holds (a client left running by a
+// command that ended) may never come back.
+const reclaimWait = 10 * time.Second
+
+// permitsAtEnd prints, once every command has ended, the permits free out of
+// j, waiting for any not free yet for at most reclaimWait, and what the
+// members that died held.
+func permitsAtEnd(w io.Writer, sem *semaphore.Semaphore, j int64) error {
+	free, err := sem.Value()
+	if err == nil && free < uint64(j) {
+		ctx, cancel := context.WithTimeout(context.Background(), reclaimWait)
+		if sem.Acquire(ctx, j) == nil {
+			sem.Release(j)
+		}
+		cancel()
+		free, err = sem.Value()
+	}
+	if err != nil {
+		return err
+	}
+	h, err := sem.Holdings()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "jobserver: permits free at the end: %d of %d\n", free, j)
+	if h.Reclaims > 0 || h.InFlight > 0 {
+		fmt.Fprintf(w, "jobserver: %d member processes died; %d permits they held given back, %d in flight maybe lost\n",
+			h.Reclaims, h.Reclaimed, h.InFlight)
+	}
+	return nil
 }
 
 // client runs commands under the permits of the runner that started it.

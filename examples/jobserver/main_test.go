@@ -87,13 +87,18 @@ func replay(t *testing.T, log string) (maxRunning int, finished map[string]bool)
 
 func checkRun(t *testing.T, j int, cmds []string, ids []string, log string) {
 	t.Helper()
-	bin := testutil.GoBuild(t, ".")
+	bin := testutil.GoBuildRace(t, ".")
 	out, code := jobserver(t, bin, append([]string{"-j", fmt.Sprint(j), "--"}, cmds...)...)
 	if code != 0 {
 		t.Fatalf("exit status %d, want 0", code)
 	}
-	if want := fmt.Sprintf("%d commands: %d ok, 0 failed, 0 not started", len(cmds), len(cmds)); !strings.Contains(out, want) {
-		t.Errorf("summary does not say %q", want)
+	for _, want := range []string{
+		fmt.Sprintf("%d commands: %d ok, 0 failed, 0 not started", len(cmds), len(cmds)),
+		fmt.Sprintf("permits free at the end: %d of %d", j, j),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary does not say %q", want)
+		}
 	}
 	maxRunning, finished := replay(t, log)
 	for _, id := range ids {
@@ -135,7 +140,7 @@ func TestNested(t *testing.T) {
 }
 
 func TestFailure(t *testing.T) {
-	bin := testutil.GoBuild(t, ".")
+	bin := testutil.GoBuildRace(t, ".")
 	out, code := jobserver(t, bin, "-j", "2", "--", "true", "echo failing; exit 3", "echo fine")
 	if code != 1 {
 		t.Errorf("exit status %d, want 1", code)
@@ -150,7 +155,7 @@ func TestFailure(t *testing.T) {
 
 // TestNestedFailure: a failing job of a client fails the client's command.
 func TestNestedFailure(t *testing.T) {
-	bin := testutil.GoBuild(t, ".")
+	bin := testutil.GoBuildRace(t, ".")
 	out, code := jobserver(t, bin, "-j", "2", "--", clientCmd("true", "exit 5"), "true")
 	if code != 1 {
 		t.Errorf("exit status %d, want 1", code)
@@ -162,12 +167,12 @@ func TestNestedFailure(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "started")
-	bin := testutil.GoBuild(t, ".")
+	bin := testutil.GoBuildRace(t, ".")
 	out, code := jobserver(t, bin, "-j", "1", "-timeout", "1s", "--", "sleep 60", "touch "+shq(marker))
 	if code != 124 {
 		t.Errorf("exit status %d, want 124 (timeout)", code)
 	}
-	for _, want := range []string{"timed out", "killed", "not started", "2 commands: 0 ok, 1 failed, 1 not started"} {
+	for _, want := range []string{"timed out", "killed", "not started", "2 commands: 0 ok, 1 failed, 1 not started", "permits free at the end: 1 of 1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary does not say %q", want)
 		}
@@ -178,7 +183,7 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestClientAlone(t *testing.T) {
-	bin := testutil.GoBuild(t, ".")
+	bin := testutil.GoBuildRace(t, ".")
 	out, code := jobserver(t, bin, "client", "--", "true")
 	if code == 0 || !strings.Contains(out, "jobserver") {
 		t.Errorf("client without a runner: exit status %d, want an error", code)
@@ -192,7 +197,7 @@ func TestFile(t *testing.T) {
 	if err := os.WriteFile(list, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bin := testutil.GoBuild(t, ".")
+	bin := testutil.GoBuildRace(t, ".")
 	if _, code := jobserver(t, bin, "-j", "2", "-f", list); code != 0 {
 		t.Fatalf("exit status %d, want 0", code)
 	}
