@@ -41,6 +41,7 @@ import (
 	"github.com/eventsync/eventsync/internal/member"
 	"github.com/eventsync/eventsync/internal/race"
 	"github.com/eventsync/eventsync/internal/share"
+	"github.com/eventsync/eventsync/internal/waitq"
 )
 
 // Errors returned when adopting a descriptor with FromFile, Inherited or
@@ -60,7 +61,18 @@ var (
 // arrived, as with x/sync: a large request at the front is not starved by
 // small ones behind it, and it also holds them up. Between processes there
 // is no queue: whichever process reads first wins a free permit, so under
-// load a large request may wait longer than small ones.
+// load a large request may wait longer than small ones, without bound.
+//
+// The rule between processes: a Release puts the permit in the kernel,
+// where every process competes for it, before this process's queued
+// goroutines are served. One exception makes a hand-off between two
+// goroutines of one process as fast as a channel: while no other member
+// process has goroutines queued, a Release(1) hands its permit straight to
+// a goroutine of this process that is trying again in Acquire(1) (for a few
+// microseconds, before it queues), without a system call; the permit never
+// leaves the process. So a goroutine of another Go process waits at most
+// for its own tries before it queues and stops these hand-offs. C and
+// Python peers are not members: they are not seen waiting.
 //
 // A waiting Acquire holds no permits. A weighted Acquire(ctx, n) takes n
 // permits one read at a time once it sees n free, and gives back what it
@@ -94,6 +106,10 @@ type Semaphore struct {
 	ms      *membership
 	size    int64 // the permits the record covers
 	strict  bool  // made by NewWeighted: x/sync's rules on size and Release
+	adopted bool  // made by FromFile: peers outside the record are likely
+	// handOff is set once shared Acquire(1) calls may be handed a permit
+	// by a Release of this process (see spinShared).
+	handOff atomic.Bool
 	cleanup runtime.Cleanup
 }
 
@@ -169,7 +185,9 @@ func FromFile(f *os.File) (*Semaphore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("semaphore: FromFile: %w", err)
 	}
-	return newSemaphore(fd, 0, false), nil
+	s := newSemaphore(fd, 0, false)
+	s.adopted = true
+	return s, nil
 }
 
 // newSemaphore returns a Semaphore on fd, or with n permits in the process
@@ -258,8 +276,24 @@ func (s *Semaphore) share() (*eventfd.FD, *member.Member, error) {
 			return nil, nil, err
 		}
 		ms.watched = true
+		if !s.adopted {
+			s.enableHandOff(c, m)
+		}
 	}
 	return fd, m, nil
+}
+
+// enableHandOff lets a Release(1) of this process hand its permit straight
+// to a goroutine of this process spinning in Acquire(1), without the kernel,
+// while no other member process has goroutines queued: a permit handed so
+// never leaves this process, so its holdings are unchanged. On a Semaphore
+// from NewWeighted it must be held, so that a Release beyond the holdings
+// still panics.
+func (s *Semaphore) enableHandOff(c *counter.Counter, m *member.Member) {
+	strict := s.strict
+	c.SetAnnounce(m.SetWaiting)
+	c.SetHandOff(func() bool { return !m.OthersWaiting() && (!strict || m.Held() >= 1) })
+	s.handOff.Store(true)
 }
 
 // join makes a record covering s's size and joins it holding held.
@@ -370,8 +404,21 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 			// again would cost three system calls a try.
 			tries = 0
 		}
-		ok, err := c.Take(uint64(n), stop)
-		for i := 0; !ok && err == nil && i < tries && !q.Busy(); i++ {
+		var (
+			ok  bool
+			err error
+		)
+		if n == 1 && s.handOff.Load() && c.HandedLately() {
+			// Permits pass between goroutines here: wait for one without
+			// a system call first.
+			ok, err = spinShared(c, q)
+		} else {
+			ok, err = c.Take(uint64(n), stop)
+			if !ok && err == nil && n == 1 && s.handOff.Load() {
+				ok, err = spinShared(c, q)
+			}
+		}
+		for i := 0; !ok && err == nil && i < tries && !q.Busy() && !s.handOff.Load(); i++ {
 			runtime.Gosched()
 			ok, err = c.Take(uint64(n), stop)
 		}
@@ -405,6 +452,42 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 // reads /proc first, does not try again). Tries stop as soon as a
 // goroutine of this process is queued, so that nobody overtakes the queue.
 const spinTakes = 20
+
+// spinShared is the tries of an Acquire(1) on a shared Semaphore: it
+// registers to be handed a permit released by a goroutine of this process
+// (no system call on either side), and looks at the kernel, for permits
+// from elsewhere, every fourth try.
+func spinShared(c *counter.Counter, q *waitq.Queue) (bool, error) {
+	c.Spin()
+	var (
+		ok  bool
+		err error
+	)
+	for i := 0; i < spinTakes && !q.Busy(); i++ {
+		if c.TakeHanded() {
+			return true, nil // the registration is spent
+		}
+		runtime.Gosched()
+		if i%4 == 3 {
+			if ok, err = c.Take(1, nil); ok || err != nil {
+				c.TookFromKernel()
+				break
+			}
+		}
+	}
+	if c.Unspin() {
+		return ok, err
+	}
+	// A Release claimed this goroutine as it left: its permit is, or is
+	// about to be, in hand.
+	for !c.TakeHanded() {
+		runtime.Gosched()
+	}
+	if ok {
+		_ = c.Add(1) // one from the kernel as well: it goes back
+	}
+	return true, nil
+}
 
 // ctxStopper stops a long take when its context is done.
 type ctxStopper struct{ ctx context.Context }

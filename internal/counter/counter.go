@@ -31,6 +31,16 @@ type Counter struct {
 	mode eventfd.Mode
 	q    *waitq.Queue
 
+	// A shared Semaphore-mode count hands a unit posted here straight to a
+	// goroutine of this process that spins for one (see Spin), when
+	// handOff allows: spinners counts those spinning and not yet handed
+	// one, inHand the units handed and not yet picked up.
+	spinners atomic.Int64
+	inHand   atomic.Int64
+	handed   atomic.Bool // the last unit a spinner got was handed
+	handOff  atomic.Pointer[func() bool]
+	announce atomic.Pointer[func(bool)]
+
 	mu     sync.Mutex
 	local  uint64
 	limit  uint64 // the most local may hold
@@ -137,6 +147,9 @@ func (c *Counter) Saturate(n uint64) error {
 func (c *Counter) post(n uint64, saturate bool) error {
 	fd, local := c.inProcess()
 	if !local {
+		if n == 1 && c.spinners.Load() > 0 && c.handTo(fd) {
+			return nil
+		}
 		err := fd.Write(n)
 		if err == eventfd.ErrOverflow && saturate {
 			err = fd.Saturate(n)
@@ -168,6 +181,81 @@ func (c *Counter) post(n uint64, saturate bool) error {
 	c.mu.Unlock()
 	c.q.Serve()
 	return nil
+}
+
+// SetHandOff lets posts of one unit go straight to a spinning goroutine of
+// this process, without the kernel, whenever allow reports true.
+func (c *Counter) SetHandOff(allow func() bool) { c.handOff.Store(&allow) }
+
+// SetAnnounce makes f hear whether goroutines of this process are queued.
+func (c *Counter) SetAnnounce(f func(on bool)) { c.announce.Store(&f) }
+
+// handTo hands one unit to a spinner: it claims one spinner, which then
+// picks the unit up (TakeHanded) or, if it was about to leave, waits for it.
+func (c *Counter) handTo(fd *eventfd.FD) bool {
+	allow := c.handOff.Load()
+	// Queued waiters come first; and the record that allow reads is
+	// unmapped once the descriptor is closed.
+	if allow == nil || c.q.Busy() || !fd.IfOpen(*allow) {
+		return false
+	}
+	for {
+		s := c.spinners.Load()
+		if s <= 0 {
+			return false
+		}
+		if c.spinners.CompareAndSwap(s, s-1) {
+			c.inHand.Add(1)
+			return true
+		}
+	}
+}
+
+// Spin registers the caller as spinning for one unit of a shared count:
+// until Unspin, a post of one may be handed to it.
+func (c *Counter) Spin() { c.spinners.Add(1) }
+
+// TakeHanded picks up a unit handed to a spinner, and reports whether there
+// was one. The caller's registration is then spent: it does not Unspin.
+func (c *Counter) TakeHanded() bool {
+	for {
+		h := c.inHand.Load()
+		if h <= 0 {
+			return false
+		}
+		if c.inHand.CompareAndSwap(h, h-1) {
+			if !c.handed.Load() {
+				c.handed.Store(true)
+			}
+			return true
+		}
+	}
+}
+
+// HandedLately reports whether the last unit a spinner got was handed to
+// it, rather than taken from the kernel.
+func (c *Counter) HandedLately() bool { return c.handed.Load() }
+
+// TookFromKernel notes that a spinner found its unit in the kernel.
+func (c *Counter) TookFromKernel() {
+	if c.handed.Load() {
+		c.handed.Store(false)
+	}
+}
+
+// Unspin ends the caller's registration and reports true, or reports false
+// if every registration left has been claimed by a post: a unit is then
+// owed to the caller, which must pick it up with TakeHanded.
+func (c *Counter) Unspin() bool {
+	for {
+		s := c.spinners.Load()
+		if s <= 0 {
+			return false
+		}
+		if c.spinners.CompareAndSwap(s, s-1) {
+			return true
+		}
+	}
 }
 
 // Pending reports whether the count is above zero, without taking it.
@@ -286,6 +374,12 @@ func (p *policy) Take(want uint64, stop waitq.Stopper) (uint64, error) {
 func (p *policy) GiveBack(n uint64) {
 	if n > 0 {
 		_ = (*Counter)(p).Saturate(n)
+	}
+}
+
+func (p *policy) Waiting(on bool) {
+	if f := (*Counter)(p).announce.Load(); f != nil {
+		(*f)(on)
 	}
 }
 

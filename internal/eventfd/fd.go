@@ -377,6 +377,15 @@ func (fd *FD) dup() (int, error) {
 	return sysDup(fd.sysfd)
 }
 
+// IfOpen runs f under the descriptor's read lock and returns what it
+// returns, or false once Close has begun: what f uses that Close tears
+// down after the descriptor cannot go away under it.
+func (fd *FD) IfOpen(f func() bool) bool {
+	fd.mu.RLock()
+	defer fd.mu.RUnlock()
+	return !fd.closed && f()
+}
+
 // Shared reports whether another holder may have the descriptor.
 func (fd *FD) Shared() bool { return fd.shared.Load() }
 

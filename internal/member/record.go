@@ -51,7 +51,10 @@ type header struct {
 	reclaims  atomic.Uint64 // dead members reclaimed
 	reclaimed atomic.Uint64 // permits given back for them
 	uncertain atomic.Uint64 // permits they had in flight: perhaps lost
-	_         [headerSize - 56]byte
+	// waiting counts the members with goroutines queued. It may count one
+	// too many after a member died at the wrong moment, never too few.
+	waiting atomic.Int64
+	_       [headerSize - 64]byte
 }
 
 // lanes is how many reads one member may have under way at once; more
@@ -75,7 +78,9 @@ type slot struct {
 	// giving is what writes under way may give: struck from held before
 	// the write, so perhaps lost if the member dies before making it.
 	giving atomic.Uint64
-	_      [16]byte
+	// waiting is 1 while the member has goroutines queued.
+	waiting atomic.Uint64
+	_       [8]byte
 	// landing is where the reads of armed lanes land: the kernel writes
 	// what it takes here, as part of the read.
 	landing [lanes]uint64
@@ -260,6 +265,7 @@ func (r *Record) Join(held int64) (*Member, error) {
 		s.pidns.Store(id.pidns)
 		s.held.Store(h << lanes)
 		s.giving.Store(0)
+		s.waiting.Store(0)
 		s.state.Store(pack(genOf(st), phaseAlive))
 		for {
 			u := r.hdr.used.Load()
@@ -362,6 +368,29 @@ func (m *Member) Gave(n, debit uint64, written bool) {
 	m.s.giving.Add(-min(n, m.size))
 }
 
+// SetWaiting records whether m's process has goroutines queued. The header's
+// count goes up before the slot says so and down after, so that a death
+// between the two leaves it too high (which only stops hand-offs in other
+// processes, see OthersWaiting), never too low.
+func (m *Member) SetWaiting(on bool) {
+	if on {
+		m.rec.hdr.waiting.Add(1)
+		m.s.waiting.Store(1)
+		return
+	}
+	m.s.waiting.Store(0)
+	m.rec.hdr.waiting.Add(-1)
+}
+
+// OthersWaiting reports whether another member has goroutines queued.
+func (m *Member) OthersWaiting() bool {
+	w := m.rec.hdr.waiting.Load()
+	if m.s.waiting.Load() == 1 {
+		w--
+	}
+	return w > 0
+}
+
 // Unwatch stops this process watching for m: call it before m's permits
 // descriptor closes, so that no reclaim writes to it.
 func (m *Member) Unwatch() { unwatch(m) }
@@ -404,6 +433,9 @@ func (m *Member) reclaim(i int, gen uint64) {
 	r.hdr.reclaimed.Add(held)
 	r.hdr.uncertain.Add(giving)
 	r.hdr.reclaims.Add(1)
+	if s.waiting.Swap(0) == 1 {
+		r.hdr.waiting.Add(-1)
+	}
 	s.held.Store(0)
 	s.giving.Store(0)
 	s.state.Store(pack(gen+1, phaseFree))

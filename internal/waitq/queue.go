@@ -45,6 +45,14 @@ type Watcher interface {
 	StopWatch()
 }
 
+// An Announcer is a Policy that tells others whether this process has
+// goroutines queued: Waiting(true) when the first queues, Waiting(false)
+// when the last leaves, under the queue's lock.
+type Announcer interface {
+	Policy
+	Waiting(on bool)
+}
+
 // A Stopper tells a long take whether to give up.
 type Stopper interface {
 	Stopped() bool
@@ -161,6 +169,8 @@ type Queue struct {
 	watch   *eventfd.FD // nil until Share
 	policy  Policy
 	watcher Watcher // policy, if it is a Watcher
+	// announcer is policy, if it is an Announcer.
+	announcer Announcer
 
 	mu      sync.Mutex
 	waiters list    // in arrival order
@@ -210,6 +220,7 @@ const (
 func New(watch *eventfd.FD, policy Policy) *Queue {
 	q := &Queue{watch: watch, policy: policy}
 	q.watcher, _ = policy.(Watcher)
+	q.announcer, _ = policy.(Announcer)
 	return q
 }
 
@@ -259,7 +270,9 @@ func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 	q.active.Add(1)
 	defer q.active.Done()
 	q.waiters.pushBack(w)
-	q.queued.Add(1)
+	if q.queued.Add(1) == 1 && q.announcer != nil {
+		q.announcer.Waiting(true)
+	}
 	q.serveLocked()
 	q.pollLocked()
 	q.mu.Unlock()
@@ -279,7 +292,7 @@ func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 	if w.linked {
 		front := q.waiters.head == w
 		q.unlinkLocked(w)
-		q.queued.Add(-1)
+		q.dequeuedLocked()
 		if front {
 			// Those behind may be servable now.
 			q.serveLocked()
@@ -319,6 +332,14 @@ func (q *Queue) Ready() <-chan struct{} {
 	return ch
 }
 
+// dequeuedLocked counts a waiter gone, and tells an Announcer when none is
+// left.
+func (q *Queue) dequeuedLocked() {
+	if q.queued.Add(-1) == 0 && q.announcer != nil {
+		q.announcer.Waiting(false)
+	}
+}
+
 // unlinkLocked takes w off the list; it still counts as queued until it is
 // finished or given up.
 func (q *Queue) unlinkLocked(w *waiter) {
@@ -327,7 +348,7 @@ func (q *Queue) unlinkLocked(w *waiter) {
 
 func (q *Queue) finishLocked(w *waiter, got uint64, err error) {
 	w.got, w.err = got, err
-	q.queued.Add(-1)
+	q.dequeuedLocked()
 	w.ready <- struct{}{}
 }
 
