@@ -363,7 +363,13 @@ func roleWaitThenReport(args []string) error {
 	if err := s.Acquire(ctx, 2); err != nil {
 		return err
 	}
+	// The reclaim's write can serve Acquire before the reclaimer has
+	// counted it: wait for the count, until the context's end.
 	h, err := s.Holdings()
+	for err == nil && h.Reclaims == 0 && ctx.Err() == nil {
+		runtime.Gosched()
+		h, err = s.Holdings()
+	}
 	if err != nil {
 		return err
 	}
@@ -459,6 +465,12 @@ func TestKilledReceiverIsReclaimed(t *testing.T) {
 	if err := <-acquired; err != nil {
 		t.Fatal(err)
 	}
+	// The reclaim's write can serve Acquire before the reclaimer has
+	// counted it.
+	testutil.Eventually(t, "the reclaim is counted", func() bool {
+		h, err := s.Holdings()
+		return err == nil && h.Reclaims == 1
+	})
 	h, err := s.Holdings()
 	if err != nil {
 		t.Fatal(err)

@@ -337,6 +337,12 @@ func TestKilledChildren(t *testing.T) {
 	if err := <-acquired; err != nil {
 		t.Fatalf("Acquire(3) after the holder of 1 of 3 died: %v", err)
 	}
+	// The reclaim's write can serve Acquire before the reclaimer has
+	// counted it.
+	testutil.Eventually(t, "the holder's reclaim is counted", func() bool {
+		h, err := s.Holdings()
+		return err == nil && h.Reclaims == 2
+	})
 	h, err := s.Holdings()
 	if err != nil {
 		t.Fatal(err)
