@@ -618,9 +618,12 @@ type Holdings struct {
 	// Reclaims is the number of members that died and whose holdings
 	// were given back; Reclaimed is the number of permits given back.
 	Reclaims, Reclaimed uint64
-	// InFlight is the number of permits that members were taking or
-	// giving, in the system call that does it, as they died: each may
-	// have been lost (see "When a process dies").
+	// InFlight is the number of permits that members were giving, in the
+	// system call that does it, as they died, and those of a member whose
+	// reclaimer died before it could say whether it gave them back: each
+	// may have been lost (see "When a process dies"). For a moment it also
+	// counts the holdings of a member being reclaimed: their write can
+	// serve an Acquire before the reclaim is counted.
 	InFlight uint64
 }
 
