@@ -22,9 +22,19 @@
 // # Switching from golang.org/x/sync/semaphore
 //
 // Change the import path: Weighted and NewWeighted are this package's
-// Semaphore and a constructor that panics where New returns an error (on a
-// system without eventfd). Everything else behaves as x/sync documents it, with
-// the differences stated on each method.
+// Semaphore and a constructor with x/sync's rules on the size (a Release of
+// more than is held panics; an Acquire larger than the size waits for its
+// context alone), which panics where New returns an error (on a system
+// without eventfd). Everything else behaves as x/sync documents it, with
+// the differences stated on each method. New's Semaphores also allow a
+// Release of permits never acquired, to hand permits between processes or
+// to signal.
+//
+// # When a process dies
+//
+// Every Go process holding a shared Semaphore is a member of a record of
+// what each holds, and when one dies another gives back what it held; see
+// the Semaphore type and Holdings.
 package semaphore
 
 import (
