@@ -199,13 +199,21 @@ func (c *Counter) handTo(fd *eventfd.FD) bool {
 	if allow == nil || c.q.Busy() || !fd.IfOpen(*allow) {
 		return false
 	}
+	if !takeOne(&c.spinners) {
+		return false
+	}
+	c.inHand.Add(1)
+	return true
+}
+
+// takeOne takes one from n if n is above zero, and reports whether it did.
+func takeOne(n *atomic.Int64) bool {
 	for {
-		s := c.spinners.Load()
-		if s <= 0 {
+		v := n.Load()
+		if v <= 0 {
 			return false
 		}
-		if c.spinners.CompareAndSwap(s, s-1) {
-			c.inHand.Add(1)
+		if n.CompareAndSwap(v, v-1) {
 			return true
 		}
 	}
@@ -218,18 +226,13 @@ func (c *Counter) Spin() { c.spinners.Add(1) }
 // TakeHanded picks up a unit handed to a spinner, and reports whether there
 // was one. The caller's registration is then spent: it does not Unspin.
 func (c *Counter) TakeHanded() bool {
-	for {
-		h := c.inHand.Load()
-		if h <= 0 {
-			return false
-		}
-		if c.inHand.CompareAndSwap(h, h-1) {
-			if !c.handed.Load() {
-				c.handed.Store(true)
-			}
-			return true
-		}
+	if !takeOne(&c.inHand) {
+		return false
 	}
+	if !c.handed.Load() {
+		c.handed.Store(true)
+	}
+	return true
 }
 
 // HandedLately reports whether the last unit a spinner got was handed to
@@ -246,17 +249,7 @@ func (c *Counter) TookFromKernel() {
 // Unspin ends the caller's registration and reports true, or reports false
 // if every registration left has been claimed by a post: a unit is then
 // owed to the caller, which must pick it up with TakeHanded.
-func (c *Counter) Unspin() bool {
-	for {
-		s := c.spinners.Load()
-		if s <= 0 {
-			return false
-		}
-		if c.spinners.CompareAndSwap(s, s-1) {
-			return true
-		}
-	}
-}
+func (c *Counter) Unspin() bool { return takeOne(&c.spinners) }
 
 // Pending reports whether the count is above zero, without taking it.
 func (c *Counter) Pending() (bool, error) {

@@ -120,7 +120,7 @@ func Create(size int64, strict bool) (*Record, error) {
 		r.hdr.flags.Store(flagStrict)
 	}
 	if err := sysSeal(sysfd); err != nil {
-		r.close()
+		r.Close()
 		return nil, err
 	}
 	return r, nil
@@ -137,7 +137,7 @@ func Adopt(sysfd int, roster *eventfd.FD) (*Record, error) {
 	}
 	r := newRecord(sysfd, mem, roster)
 	if string(r.hdr.magic[:]) != magic || r.hdr.size.Load() < 0 {
-		r.close()
+		r.Close()
 		return nil, fmt.Errorf("descriptor %d: %w", sysfd, ErrBadRecord)
 	}
 	return r, nil
@@ -153,10 +153,9 @@ func newRecord(sysfd int, mem []byte, roster *eventfd.FD) *Record {
 	}
 }
 
-// Close unmaps r and closes its descriptors, for a record never joined.
-func (r *Record) Close() { r.close() }
-
-func (r *Record) close() {
+// Close unmaps r and closes its descriptors: for a record never joined, or
+// left by its last member in this process.
+func (r *Record) Close() {
 	sysUnmap(r.mem)
 	sysClose(r.sysfd)
 	r.roster.Close()
@@ -405,7 +404,7 @@ func (m *Member) Leave() {
 		return
 	}
 	if m.s.state.CompareAndSwap(pack(m.gen, phaseAlive), pack(m.gen+1, phaseFree)) {
-		m.rec.close()
+		m.rec.Close()
 	}
 }
 

@@ -196,7 +196,7 @@ func (p *poller) rescan(m *Member) {
 		if !kernel.Pidfd() {
 			// Linux before 5.3: the member is looked at now, and again at
 			// the next join, but not watched.
-			if now, err := startTime(int(pid)); err == nil && now != start || os.IsNotExist(err) && !procHidden() {
+			if gone(int(pid), start) {
 				m.reclaim(i, gen)
 			}
 			continue
@@ -212,7 +212,7 @@ func (p *poller) rescan(m *Member) {
 		// The pidfd names whoever has the PID now: the member, if it was
 		// started at the recorded time. If /proc cannot tell (hidepid),
 		// the process is watched as the member: never taken for dead.
-		if now, err := startTime(int(pid)); err == nil && now != start || os.IsNotExist(err) && !procHidden() {
+		if gone(int(pid), start) {
 			unix.Close(pidfd)
 			m.reclaim(i, gen)
 			continue
@@ -226,6 +226,15 @@ func (p *poller) rescan(m *Member) {
 		}
 		m.watching[i] = watch{gen: gen, key: key, pidfd: pidfd}
 	}
+}
+
+// gone reports whether process pid is not the one started at start: it
+// started at another time (a later process that reuses the number), or it
+// has no /proc entry while /proc shows other processes. If /proc cannot
+// tell, the process is not taken for dead.
+func gone(pid int, start uint64) bool {
+	now, err := startTime(pid)
+	return err == nil && now != start || os.IsNotExist(err) && !procHidden()
 }
 
 // procHidden reports whether /proc hides other processes (hidepid), so that
