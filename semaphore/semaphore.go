@@ -466,19 +466,24 @@ const spinTakes = 20
 // spinShared is the tries of an Acquire(1) on a shared Semaphore: it
 // registers to be handed a permit released by a goroutine of this process
 // (no system call on either side), and looks at the kernel, for permits
-// from elsewhere, every fourth try.
+// from elsewhere, at every try — or every fourth, while permits pass
+// between goroutines here, so that those tries cost no system call.
 func spinShared(c *counter.Counter, q *waitq.Queue) (bool, error) {
 	c.Spin()
 	var (
-		ok  bool
-		err error
+		ok    bool
+		err   error
+		every = 1
 	)
+	if c.HandedLately() {
+		every = 4
+	}
 	for i := 0; i < spinTakes && !q.Busy(); i++ {
 		if c.TakeHanded() {
 			return true, nil // the registration is spent
 		}
 		runtime.Gosched()
-		if i%4 == 3 {
+		if (i+1)%every == 0 {
 			if ok, err = c.Take(1, nil); ok || err != nil {
 				c.TookFromKernel()
 				break
