@@ -466,40 +466,46 @@ const spinTakes = 20
 // spinShared is the tries of an Acquire(1) on a shared Semaphore: it
 // registers to be handed a permit released by a goroutine of this process
 // (no system call on either side), and looks at the kernel, for permits
-// from elsewhere, at every try — or every fourth, while permits pass
+// from elsewhere, at every try — or only at the last, while permits pass
 // between goroutines here, so that those tries cost no system call.
+//
+// It is never registered while it takes from the kernel, so that it cannot
+// end up with two permits, one of which it would have to give back, perhaps
+// after Close.
 func spinShared(c *counter.Counter, q *waitq.Queue) (bool, error) {
-	c.Spin()
-	var (
-		ok    bool
-		err   error
-		every = 1
-	)
+	every := 1
 	if c.HandedLately() {
-		every = 4
+		every = spinTakes // once, at the last try
 	}
+	c.Spin()
 	for i := 0; i < spinTakes && !q.Busy(); i++ {
 		if c.TakeHanded() {
 			return true, nil // the registration is spent
 		}
 		runtime.Gosched()
-		if (i+1)%every == 0 {
-			if ok, err = c.Take(1, nil); ok || err != nil {
-				c.TookFromKernel()
-				break
-			}
+		if (i+1)%every != 0 {
+			continue
 		}
+		if !c.Unspin() {
+			return takeOwed(c)
+		}
+		if ok, err := c.Take(1, nil); ok || err != nil {
+			c.TookFromKernel()
+			return ok, err
+		}
+		c.Spin()
 	}
-	if c.Unspin() {
-		return ok, err
+	if !c.Unspin() {
+		return takeOwed(c)
 	}
-	// A Release claimed this goroutine as it left: its permit is, or is
-	// about to be, in hand.
+	return false, nil
+}
+
+// takeOwed picks up the permit that a Release claimed this goroutine for as
+// it left: it is, or is about to be, in hand.
+func takeOwed(c *counter.Counter) (bool, error) {
 	for !c.TakeHanded() {
 		runtime.Gosched()
-	}
-	if ok {
-		_ = c.Add(1) // one from the kernel as well: it goes back
 	}
 	return true, nil
 }
