@@ -59,21 +59,36 @@ type Stopper interface {
 }
 
 type waiter struct {
-	want   uint64
-	got    uint64
-	err    error
-	q      *Queue
-	done   <-chan struct{} // the waiter's ctx.Done()
-	ready  chan struct{}   // receives once got or err is set
-	linked bool            // in Queue's list; false while being served
-	prev   *waiter
-	next   *waiter
+	// n is what the waiter asks for until it is served, then what it got.
+	n     uint64
+	err   error
+	q     *Queue
+	done  <-chan struct{} // the waiter's ctx.Done()
+	ready chan struct{}   // with done: receives once n or err is set
+	// served, without done, counts one from the moment the waiter queues
+	// until it is served. A context that is never done needs no select,
+	// and a WaitGroup costs a waiter less memory than a channel: many
+	// thousands of goroutines may wait at once.
+	served sync.WaitGroup
+	// prev and next link the waiter into Queue's list (see linked).
+	prev *waiter
+	next *waiter
 }
 
-// waiters are reused: a wait that blocks costs no allocation once warm.
-// ready is buffered, so that serving never blocks, and is always empty when
-// a waiter goes back to the pool.
-var waiters = sync.Pool{New: func() any { return &waiter{ready: make(chan struct{}, 1)} }}
+// waiters are reused: a wait that blocks costs no allocation once warm. A
+// waiter goes back to the pool with ready empty and served at zero. ready is
+// buffered, so that serving never blocks, and made at a waiter's first wait
+// with a context that can be done.
+var waiters = sync.Pool{New: func() any { return new(waiter) }}
+
+// wake tells w that n or err is set.
+func (w *waiter) wake() {
+	if w.done == nil {
+		w.served.Done()
+		return
+	}
+	w.ready <- struct{}{}
+}
 
 // result is what Wait returns for w once it has been served or failed.
 func (w *waiter) result(ctx context.Context) (uint64, error) {
@@ -85,10 +100,10 @@ func (w *waiter) result(ctx context.Context) (uint64, error) {
 	case isDone(w.done):
 		// Served, but the context is done too: fail, as x/sync does, and
 		// give back what was taken.
-		w.q.policy.GiveBack(w.got)
+		w.q.policy.GiveBack(w.n)
 		return 0, ctx.Err()
 	}
-	return w.got, nil
+	return w.n, nil
 }
 
 // Stopped reports whether a take for w should give up: its context is
@@ -104,8 +119,12 @@ type list struct {
 	n          int
 }
 
+// linked reports whether w is in l: a waiter being served, or finished,
+// is not.
+func (l *list) linked(w *waiter) bool { return w.prev != nil || l.head == w }
+
 func (l *list) pushBack(w *waiter) {
-	w.prev, w.next, w.linked = l.tail, nil, true
+	w.prev, w.next = l.tail, nil
 	if l.tail != nil {
 		l.tail.next = w
 	} else {
@@ -116,7 +135,7 @@ func (l *list) pushBack(w *waiter) {
 }
 
 func (l *list) pushFront(w *waiter) {
-	w.prev, w.next, w.linked = nil, l.head, true
+	w.prev, w.next = nil, l.head
 	if l.head != nil {
 		l.head.prev = w
 	} else {
@@ -137,7 +156,7 @@ func (l *list) remove(w *waiter) {
 	} else {
 		l.tail = w.prev
 	}
-	w.prev, w.next, w.linked = nil, nil, false
+	w.prev, w.next = nil, nil
 	l.n--
 }
 
@@ -260,11 +279,19 @@ func (q *Queue) Busy() bool { return q.queued.Load() != 0 }
 // while its context became done, what it got is given back.
 func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 	w := waiters.Get().(*waiter)
-	w.want, w.got, w.err, w.q, w.done = want, 0, nil, q, ctx.Done()
+	w.n, w.err, w.q, w.done = want, nil, q, ctx.Done()
 	defer waiters.Put(w)
+	if w.done == nil {
+		w.served.Add(1)
+	} else if w.ready == nil {
+		w.ready = make(chan struct{}, 1)
+	}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
+		if w.done == nil {
+			w.served.Done()
+		}
 		return 0, os.ErrClosed
 	}
 	q.active.Add(1)
@@ -278,9 +305,8 @@ func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 	q.mu.Unlock()
 
 	if w.done == nil {
-		// A context that is never done: a plain receive, which the
-		// runtime hands off more cheaply than a select.
-		<-w.ready
+		// A context that is never done: nothing to select.
+		w.served.Wait()
 		return w.result(ctx)
 	}
 	select {
@@ -289,7 +315,7 @@ func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 	case <-w.done:
 	}
 	q.mu.Lock()
-	if w.linked {
+	if q.waiters.linked(w) {
 		front := q.waiters.head == w
 		q.unlinkLocked(w)
 		q.dequeuedLocked()
@@ -306,7 +332,7 @@ func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 	// so a long take ends soon.
 	<-w.ready
 	if w.err == nil {
-		q.policy.GiveBack(w.got)
+		q.policy.GiveBack(w.n)
 	}
 	return 0, ctx.Err()
 }
@@ -347,9 +373,9 @@ func (q *Queue) unlinkLocked(w *waiter) {
 }
 
 func (q *Queue) finishLocked(w *waiter, got uint64, err error) {
-	w.got, w.err = got, err
+	w.n, w.err = got, err
 	q.dequeuedLocked()
-	w.ready <- struct{}{}
+	w.wake()
 }
 
 // serveLocked serves the Ready channel, then waiters from the front until
@@ -381,12 +407,12 @@ func (q *Queue) serveWaitersLocked() {
 		q.current = w
 		var got uint64
 		var err error
-		if w.want > shortTake {
+		if w.n > shortTake {
 			q.mu.Unlock()
-			got, err = q.policy.Take(w.want, w)
+			got, err = q.policy.Take(w.n, w)
 			q.mu.Lock()
 		} else {
-			got, err = q.policy.Take(w.want, w)
+			got, err = q.policy.Take(w.n, w)
 		}
 		q.current = nil
 		switch {
