@@ -51,6 +51,10 @@ func BenchmarkReleaseAcquire(b *testing.B) {
 	b.Run("impl=raw-eventfd", func(b *testing.B) {
 		testutil.RawWriteRead(b, rawEventfd(b))
 	})
+	// The floor of impl=eventsync-shared, whose reads cannot be read(2).
+	b.Run("impl=raw-eventfd-nowait", func(b *testing.B) {
+		testutil.RawWriteReadNoWait(b, rawEventfd(b))
+	})
 	for _, impl := range sems {
 		b.Run(impl.name, func(b *testing.B) {
 			s := impl.make(b)

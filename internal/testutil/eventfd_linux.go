@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"math"
+	"math/bits"
 	"net"
 	"os"
 	"testing"
@@ -50,6 +52,32 @@ func RawWriteRead(b *testing.B, fd int) {
 		}
 		if _, err := unix.Read(fd, r[:]); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// RawWriteReadNoWait is the floor for a descriptor that other holders
+// share, on the raw eventfd fd: for each b.Loop, a write(2) of 1 and a
+// preadv2(RWF_NOWAIT) that takes it, the read a shared Semaphore must make
+// because any holder may clear O_NONBLOCK. It reports allocations.
+func RawWriteReadNoWait(b *testing.B, fd int) {
+	// preadv2's offset -1 ("the file position"), split in two words.
+	const (
+		offLo = ^uintptr(0)
+		offHi = uintptr(uint64(math.MaxUint64) >> (bits.UintSize - 1) >> 1)
+	)
+	one := uint64(1)
+	w := (*[8]byte)(unsafe.Pointer(&one))[:]
+	var r uint64
+	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&r))}
+	iov.SetLen(8)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := unix.Write(fd, w); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, e := unix.Syscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, offLo, offHi, unix.RWF_NOWAIT); e != 0 {
+			b.Fatal(e)
 		}
 	}
 }
