@@ -380,69 +380,10 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 		panic("semaphore: Acquire with negative n")
 	}
 	c := s.counter()
-	done := ctx.Done()
-	select {
-	case <-done:
-		return ctx.Err()
-	default:
+	if done, err := s.tryAcquire(ctx, c, n); done {
+		return err
 	}
-	if n == 0 {
-		if c.Closed() {
-			return errClosed("Acquire")
-		}
-		return nil
-	}
-	if s.strict && n > s.size {
-		// As x/sync: a request that can never be served waits for its
-		// context alone, holding up nobody.
-		select {
-		case <-done:
-			return ctx.Err()
-		case <-s.ms.closed:
-			return errClosed("Acquire")
-		}
-	}
-	q := c.Queue()
-	if !q.Busy() {
-		var stop eventfd.Stopper
-		if n > 1 {
-			stop = ctxStopper{ctx}
-		}
-		tries := spinTakes
-		if n > 1 && c.FD() != nil {
-			// A weighted take on a shared count reads /proc first: trying
-			// again would cost three system calls a try.
-			tries = 0
-		}
-		var (
-			ok  bool
-			err error
-		)
-		if n == 1 && s.handOff.Load() && c.HandedLately() {
-			// Permits pass between goroutines here: wait for one without
-			// a system call first.
-			ok, err = spinShared(c, q)
-		} else {
-			ok, err = c.Take(uint64(n), stop)
-			if !ok && err == nil && n == 1 && s.handOff.Load() {
-				ok, err = spinShared(c, q)
-			}
-		}
-		for i := 0; !ok && err == nil && i < tries && !q.Busy() && !s.handOff.Load(); i++ {
-			runtime.Gosched()
-			ok, err = c.Take(uint64(n), stop)
-		}
-		switch {
-		case ok:
-			race.Acquire(c.Race())
-			return nil
-		case errors.Is(err, eventfd.ErrInterrupted):
-			return ctx.Err()
-		case err != nil:
-			return opError("Acquire", err)
-		}
-	}
-	if _, err := q.Wait(ctx, uint64(n)); err != nil {
+	if _, err := c.Queue().Wait(ctx, uint64(n)); err != nil {
 		if err == ctx.Err() {
 			return err
 		}
@@ -450,6 +391,73 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	}
 	race.Acquire(c.Race())
 	return nil
+}
+
+// tryAcquire is Acquire up to its wait: it reports done, with Acquire's
+// result, or that the request must queue. It is kept out of Acquire's frame,
+// which every waiting goroutine keeps on its stack.
+func (s *Semaphore) tryAcquire(ctx context.Context, c *counter.Counter, n int64) (done bool, err error) {
+	ctxDone := ctx.Done()
+	select {
+	case <-ctxDone:
+		return true, ctx.Err()
+	default:
+	}
+	if n == 0 {
+		if c.Closed() {
+			return true, errClosed("Acquire")
+		}
+		return true, nil
+	}
+	if s.strict && n > s.size {
+		// As x/sync: a request that can never be served waits for its
+		// context alone, holding up nobody.
+		select {
+		case <-ctxDone:
+			return true, ctx.Err()
+		case <-s.ms.closed:
+			return true, errClosed("Acquire")
+		}
+	}
+	q := c.Queue()
+	if q.Busy() {
+		return false, nil
+	}
+	var stop eventfd.Stopper
+	if n > 1 {
+		stop = ctxStopper{ctx}
+	}
+	tries := spinTakes
+	if n > 1 && c.FD() != nil {
+		// A weighted take on a shared count reads /proc first: trying
+		// again would cost three system calls a try.
+		tries = 0
+	}
+	var ok bool
+	if n == 1 && s.handOff.Load() && c.HandedLately() {
+		// Permits pass between goroutines here: wait for one without
+		// a system call first.
+		ok, err = spinShared(c, q)
+	} else {
+		ok, err = c.Take(uint64(n), stop)
+		if !ok && err == nil && n == 1 && s.handOff.Load() {
+			ok, err = spinShared(c, q)
+		}
+	}
+	for i := 0; !ok && err == nil && i < tries && !q.Busy() && !s.handOff.Load(); i++ {
+		runtime.Gosched()
+		ok, err = c.Take(uint64(n), stop)
+	}
+	switch {
+	case ok:
+		race.Acquire(c.Race())
+		return true, nil
+	case errors.Is(err, eventfd.ErrInterrupted):
+		return true, ctx.Err()
+	case err != nil:
+		return true, opError("Acquire", err)
+	}
+	return false, nil
 }
 
 // spinTakes is how many more times an Acquire that finds no permit tries

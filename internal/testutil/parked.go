@@ -18,9 +18,24 @@ import (
 // mutex is not counted: it has not settled yet.
 func Parked(t testing.TB, fn string, n int) {
 	t.Helper()
+	parked(t, fn, n, parkedState)
+}
+
+// ParkedReaders is Parked for goroutines reading one *os.File: all but one
+// of them sleep on the file's read lock, a runtime semaphore, which Parked
+// does not count because a mutex looks the same.
+func ParkedReaders(t testing.TB, fn string, n int) {
+	t.Helper()
+	parked(t, fn, n, func(header string) bool {
+		return parkedState(header) || strings.Contains(header, "[semacquire")
+	})
+}
+
+func parked(t testing.TB, fn string, n int, settled func(header string) bool) {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if CountParked(fn) >= n {
+		if countParked(fn, settled) >= n {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -32,11 +47,13 @@ func Parked(t testing.TB, fn string, n int) {
 
 // CountParked returns how many goroutines are parked with a frame whose
 // function name contains fn (see Parked).
-func CountParked(fn string) int {
+func CountParked(fn string) int { return countParked(fn, parkedState) }
+
+func countParked(fn string, settled func(header string) bool) int {
 	count := 0
 	for _, g := range bytes.Split(allStacks(), []byte("\n\n")) {
 		header, frames, _ := bytes.Cut(g, []byte("\n"))
-		if !parkedState(string(header)) {
+		if !settled(string(header)) {
 			continue
 		}
 		for _, line := range strings.Split(string(frames), "\n") {

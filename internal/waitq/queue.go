@@ -280,40 +280,57 @@ func (q *Queue) Busy() bool { return q.queued.Load() != 0 }
 func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 	w := waiters.Get().(*waiter)
 	w.n, w.err, w.q, w.done = want, nil, q, ctx.Done()
-	defer waiters.Put(w)
+	if !q.enqueue(w) {
+		waiters.Put(w)
+		return 0, os.ErrClosed
+	}
+	if w.done == nil {
+		// A context that is never done: nothing to select.
+		w.served.Wait()
+	} else {
+		select {
+		case <-w.ready:
+		case <-w.done:
+			w.n, w.err = q.leave(ctx, w)
+		}
+	}
+	got, err := w.result(ctx)
+	q.active.Done()
+	waiters.Put(w)
+	return got, err
+}
+
+// enqueue queues w and serves the queue, unless the queue is closed. It
+// and leave are Wait's two halves that may take from the kernel, kept out
+// of Wait's frame: every goroutine that ever waits keeps the stack its
+// deepest call needed, and thousands may wait at once.
+func (q *Queue) enqueue(w *waiter) bool {
 	if w.done == nil {
 		w.served.Add(1)
 	} else if w.ready == nil {
 		w.ready = make(chan struct{}, 1)
 	}
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed {
-		q.mu.Unlock()
 		if w.done == nil {
 			w.served.Done()
 		}
-		return 0, os.ErrClosed
+		return false
 	}
 	q.active.Add(1)
-	defer q.active.Done()
 	q.waiters.pushBack(w)
 	if q.queued.Add(1) == 1 && q.announcer != nil {
 		q.announcer.Waiting(true)
 	}
 	q.serveLocked()
 	q.pollLocked()
-	q.mu.Unlock()
+	return true
+}
 
-	if w.done == nil {
-		// A context that is never done: nothing to select.
-		w.served.Wait()
-		return w.result(ctx)
-	}
-	select {
-	case <-w.ready:
-		return w.result(ctx)
-	case <-w.done:
-	}
+// leave ends the wait of w, whose context is done: it leaves the queue, or,
+// if it was served meanwhile, gives back what it got.
+func (q *Queue) leave(ctx context.Context, w *waiter) (uint64, error) {
 	q.mu.Lock()
 	if q.waiters.linked(w) {
 		front := q.waiters.head == w
