@@ -3,7 +3,7 @@ package testutil
 import (
 	"bytes"
 	"runtime"
-	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -26,12 +26,12 @@ func Parked(t testing.TB, fn string, n int) {
 // does not count because a mutex looks the same.
 func ParkedReaders(t testing.TB, fn string, n int) {
 	t.Helper()
-	parked(t, fn, n, func(header string) bool {
-		return parkedState(header) || strings.Contains(header, "[semacquire")
+	parked(t, fn, n, func(header []byte) bool {
+		return parkedState(header) || bytes.Contains(header, []byte("[semacquire"))
 	})
 }
 
-func parked(t testing.TB, fn string, n int, settled func(header string) bool) {
+func parked(t testing.TB, fn string, n int, settled func(header []byte) bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -49,15 +49,25 @@ func parked(t testing.TB, fn string, n int, settled func(header string) bool) {
 // function name contains fn (see Parked).
 func CountParked(fn string) int { return countParked(fn, parkedState) }
 
-func countParked(fn string, settled func(header string) bool) int {
+func countParked(fn string, settled func(header []byte) bool) int {
+	stacksMu.Lock()
+	defer stacksMu.Unlock()
+	stacks = stacksInto(stacks)
 	count := 0
-	for _, g := range bytes.Split(allStacks(), []byte("\n\n")) {
+	// Parsed in place, allocating nothing: a benchmark that waits for its
+	// goroutines to sleep must not make the collector run meanwhile.
+	rest := stacks
+	for len(rest) > 0 {
+		var g []byte
+		g, rest, _ = bytes.Cut(rest, []byte("\n\n"))
 		header, frames, _ := bytes.Cut(g, []byte("\n"))
-		if !settled(string(header)) {
+		if !settled(header) {
 			continue
 		}
-		for _, line := range strings.Split(string(frames), "\n") {
-			if !strings.HasPrefix(line, "\t") && strings.Contains(line, fn) {
+		for len(frames) > 0 {
+			var line []byte
+			line, frames, _ = bytes.Cut(frames, []byte("\n"))
+			if len(line) > 0 && line[0] != '\t' && bytes.Contains(line, []byte(fn)) {
 				count++
 				break
 			}
@@ -66,27 +76,40 @@ func countParked(fn string, settled func(header string) bool) int {
 	return count
 }
 
+// stacks is countParked's buffer, kept between calls.
+var (
+	stacksMu sync.Mutex
+	stacks   []byte
+)
+
 // parkedState reports whether a goroutine header such as
 // "goroutine 7 [chan receive, 2 minutes]:" shows a settled wait.
-func parkedState(header string) bool {
-	_, state, ok := strings.Cut(header, "[")
+func parkedState(header []byte) bool {
+	_, state, ok := bytes.Cut(header, []byte("["))
 	if !ok {
 		return false
 	}
-	state, _, _ = strings.Cut(state, "]")
-	state, _, _ = strings.Cut(state, ",")
-	switch {
-	case state == "select", state == "select (no cases)",
-		state == "chan receive", state == "chan send",
-		state == "chan receive (nil chan)", state == "chan send (nil chan)",
-		state == "IO wait", state == "sync.Cond.Wait", state == "sync.WaitGroup.Wait":
+	state, _, _ = bytes.Cut(state, []byte("]"))
+	state, _, _ = bytes.Cut(state, []byte(","))
+	switch string(state) {
+	case "select", "select (no cases)",
+		"chan receive", "chan send",
+		"chan receive (nil chan)", "chan send (nil chan)",
+		"IO wait", "sync.Cond.Wait", "sync.WaitGroup.Wait":
 		return true
 	}
 	return false
 }
 
-func allStacks() []byte {
-	buf := make([]byte, 1<<16)
+func allStacks() []byte { return stacksInto(nil) }
+
+// stacksInto returns the stacks of all goroutines, in buf if it is large
+// enough.
+func stacksInto(buf []byte) []byte {
+	buf = buf[:cap(buf)]
+	if len(buf) < 1<<16 {
+		buf = make([]byte, 1<<16)
+	}
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
