@@ -169,14 +169,15 @@ func (l *list) remove(w *waiter) {
 // cancellable on its own, but every write would then wake every descriptor:
 // quadratic in the number of waiters.
 //
-// So the waiters queue here, each on its own channel beside its own context,
-// and one poller goroutine sleeps in the netpoller for all of them. The
-// poller is started by the first waiter and leaves a moment (linger) after
-// the last; it sleeps on a duplicate of the descriptor that it registers
-// with the netpoller when it starts and closes when it leaves, so that
-// nobody pays for wakeups while nobody waits, and a primitive waited on
-// again and again does not pay for a new poller each time. Whenever the descriptor signals, the poller serves waiters in
-// order. The queue is FIFO, as in golang.org/x/sync/semaphore: a large
+// So the waiters queue here, each asleep on its own channel beside its own
+// context (or, if its context is never done, on a one-count WaitGroup), and
+// one poller goroutine sleeps in the netpoller for all of them. The poller
+// is started by the first waiter and leaves a moment (linger) after the
+// last; it sleeps on a duplicate of the descriptor that it registers with
+// the netpoller when it starts and closes when it leaves, so that nobody
+// pays for wakeups while nobody waits, and a primitive waited on again and
+// again does not pay for a new poller each time. Whenever the descriptor
+// signals, the poller serves waiters in order. The queue is FIFO, as in golang.org/x/sync/semaphore: a large
 // request at the front is not starved by a stream of small ones from this
 // process.
 //
