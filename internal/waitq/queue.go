@@ -324,7 +324,14 @@ func (q *Queue) enqueue(w *waiter) bool {
 	if q.queued.Add(1) == 1 && q.announcer != nil {
 		q.announcer.Waiting(true)
 	}
-	q.serveLocked()
+	// Whatever is posted from now on wakes the poller. What is there
+	// already must be served here, but a shared count is looked at first:
+	// most waiters queue because there is nothing, and a look at a
+	// descriptor goes less deep than a take, whose calls would otherwise
+	// grow every waiter's stack.
+	if pending, err := q.policy.Pending(); q.watch == nil || pending || err != nil {
+		q.serveLocked()
+	}
 	q.pollLocked()
 	return true
 }
