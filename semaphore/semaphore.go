@@ -397,27 +397,8 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 // result, or that the request must queue. It is kept out of Acquire's frame,
 // which every waiting goroutine keeps on its stack.
 func (s *Semaphore) tryAcquire(ctx context.Context, c *counter.Counter, n int64) (done bool, err error) {
-	ctxDone := ctx.Done()
-	select {
-	case <-ctxDone:
-		return true, ctx.Err()
-	default:
-	}
-	if n == 0 {
-		if c.Closed() {
-			return true, errClosed("Acquire")
-		}
-		return true, nil
-	}
-	if s.strict && n > s.size {
-		// As x/sync: a request that can never be served waits for its
-		// context alone, holding up nobody.
-		select {
-		case <-ctxDone:
-			return true, ctx.Err()
-		case <-s.ms.closed:
-			return true, errClosed("Acquire")
-		}
+	if ctx.Err() != nil || n == 0 || s.strict && n > s.size {
+		return s.acquireAtOnce(ctx, c, n)
 	}
 	q := c.Queue()
 	if q.Busy() {
@@ -448,16 +429,45 @@ func (s *Semaphore) tryAcquire(ctx context.Context, c *counter.Counter, n int64)
 		runtime.Gosched()
 		ok, err = c.Take(uint64(n), stop)
 	}
-	switch {
-	case ok:
-		race.Acquire(c.Race())
-		return true, nil
-	case errors.Is(err, eventfd.ErrInterrupted):
-		return true, ctx.Err()
-	case err != nil:
-		return true, opError("Acquire", err)
+	if ok || err != nil {
+		return true, tookOrFailed(ctx, c, err)
 	}
 	return false, nil
+}
+
+// acquireAtOnce is Acquire for a context already done, n == 0, and a
+// request that can never be served on a Semaphore made by NewWeighted.
+func (s *Semaphore) acquireAtOnce(ctx context.Context, c *counter.Counter, n int64) (bool, error) {
+	switch {
+	case ctx.Err() != nil:
+		return true, ctx.Err()
+	case n == 0:
+		if c.Closed() {
+			return true, errClosed("Acquire")
+		}
+		return true, nil
+	}
+	// As x/sync: a request that can never be served waits for its
+	// context alone, holding up nobody.
+	select {
+	case <-ctx.Done():
+		return true, ctx.Err()
+	case <-s.ms.closed:
+		return true, errClosed("Acquire")
+	}
+}
+
+// tookOrFailed is Acquire's result after a take that succeeded (err nil)
+// or failed.
+func tookOrFailed(ctx context.Context, c *counter.Counter, err error) error {
+	switch {
+	case err == nil:
+		race.Acquire(c.Race())
+		return nil
+	case errors.Is(err, eventfd.ErrInterrupted):
+		return ctx.Err()
+	}
+	return opError("Acquire", err)
 }
 
 // spinTakes is how many more times an Acquire that finds no permit tries

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/eventsync/eventsync/internal/kernel"
 )
 
 // FD is one eventfd, shared by the goroutines of this process.
@@ -71,9 +73,19 @@ func (fd *FD) SetLedger(l Ledger) { fd.ledger = l }
 
 func newFD(sysfd int, mode Mode, shared bool) *FD {
 	fd := &FD{sysfd: sysfd, mode: mode}
+	if shared {
+		learnSharedRead()
+	}
 	fd.shared.Store(shared)
 	return fd
 }
+
+// learnSharedRead makes the kernel probe that chooses how a shared
+// descriptor is read (see sysRead) before any read needs it. Left to the
+// first read, it would hold up every goroutine that reads meanwhile, each
+// asleep in its sync.Once, and the calls of that sleep would grow the stack
+// each keeps while it waits.
+func learnSharedRead() { _ = kernel.NoWaitRead() }
 
 // New creates an eventfd holding init, close-on-exec and non-blocking.
 // Values above 2^32-1, which eventfd(2) cannot take as its initial value,
@@ -172,6 +184,13 @@ func (fd *FD) Take(n uint64, stop Stopper) (bool, error) {
 		v, err := fd.read1(shared)
 		return v != 0, err
 	}
+	return fd.takeNLocked(n, shared, stop)
+}
+
+// takeNLocked is Take for n > 1, in a frame of its own: Take(1) runs at the
+// bottom of every waiting goroutine's deepest call, and each byte of its
+// frame is a byte of every such goroutine's stack.
+func (fd *FD) takeNLocked(n uint64, shared bool, stop Stopper) (bool, error) {
 	if count, err := sysCount(fd.sysfd); err == nil && count < n {
 		return false, nil
 	}
@@ -335,6 +354,7 @@ func (fd *FD) Dup() (*os.File, error) {
 func (fd *FD) Export() (int, error) {
 	// Under the write lock, so that no read(2) chosen before the switch is
 	// still under way when another holder can clear O_NONBLOCK.
+	learnSharedRead()
 	fd.mu.Lock()
 	fd.shared.Store(true)
 	fd.mu.Unlock()
