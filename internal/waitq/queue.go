@@ -292,7 +292,8 @@ func (q *Queue) Wait(ctx context.Context, want uint64) (uint64, error) {
 		select {
 		case <-w.ready:
 		case <-w.done:
-			w.n, w.err = q.leave(ctx, w)
+			q.leave(w)
+			w.n, w.err = 0, ctx.Err()
 		}
 	}
 	got, err := w.result(ctx)
@@ -329,7 +330,9 @@ func (q *Queue) enqueue(w *waiter) bool {
 	// most waiters queue because there is nothing, and a look at a
 	// descriptor goes less deep than a take, whose calls would otherwise
 	// grow every waiter's stack.
-	if pending, err := q.policy.Pending(); q.watch == nil || pending || err != nil {
+	if q.watch == nil {
+		q.serveLocked()
+	} else if pending, err := q.policy.Pending(); pending || err != nil {
 		q.serveLocked()
 	}
 	q.pollLocked()
@@ -338,7 +341,7 @@ func (q *Queue) enqueue(w *waiter) bool {
 
 // leave ends the wait of w, whose context is done: it leaves the queue, or,
 // if it was served meanwhile, gives back what it got.
-func (q *Queue) leave(ctx context.Context, w *waiter) (uint64, error) {
+func (q *Queue) leave(w *waiter) {
 	q.mu.Lock()
 	if q.waiters.linked(w) {
 		front := q.waiters.head == w
@@ -350,7 +353,7 @@ func (q *Queue) leave(ctx context.Context, w *waiter) (uint64, error) {
 		}
 		q.pollLocked()
 		q.mu.Unlock()
-		return 0, ctx.Err()
+		return
 	}
 	q.mu.Unlock()
 	// Served or failed, or being served: its stop func sees the context,
@@ -359,7 +362,6 @@ func (q *Queue) leave(ctx context.Context, w *waiter) (uint64, error) {
 	if w.err == nil {
 		q.policy.GiveBack(w.n)
 	}
-	return 0, ctx.Err()
 }
 
 // Ready returns a channel that is closed once Take could serve something,
